@@ -1,0 +1,46 @@
+/** Structured JSON logger: one line per record, with a level, a component and fields. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  child(component: string, fields?: LogFields): Logger;
+}
+
+let minLevel: LogLevel = "info";
+
+/** Sets the lowest level written by every logger. */
+export function setLogLevel(level: LogLevel): void {
+  minLevel = level;
+}
+
+function errorFields(value: unknown): unknown {
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, stack: value.stack };
+  }
+  return value;
+}
+
+/** Creates a logger for a component; records go to stderr as JSON lines. */
+export function createLogger(component: string, base: LogFields = {}): Logger {
+  const write = (level: LogLevel, msg: string, fields?: LogFields) => {
+    if (ORDER[level] < ORDER[minLevel]) return;
+    const record: LogFields = { ts: new Date().toISOString(), level, component, msg, ...base };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) record[k] = errorFields(v);
+    }
+    console.error(JSON.stringify(record));
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (sub, f) => createLogger(`${component}.${sub}`, { ...base, ...f }),
+  };
+}

@@ -1,0 +1,62 @@
+/** Kafka client factory, the topic names of CONTRACT.md, and topic creation. */
+import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
+import { createLogger } from "../observability/logger.ts";
+
+export interface Topics {
+  bronzeTicks: string;
+  bronzeCurves: string;
+  normalizedTicks: string;
+  normalizedCurves: string;
+  bars: string;
+  latestPrice: string;
+  curveSnapshot: string;
+  dlq: string;
+}
+
+/** Topic names of CONTRACT.md, optionally prefixed (tests use a fresh prefix each). */
+export function topicNames(prefix = ""): Topics {
+  return {
+    bronzeTicks: `${prefix}ingestion.market.ticks.v1`,
+    bronzeCurves: `${prefix}ingestion.curves.v1`,
+    normalizedTicks: `${prefix}normalized.market.ticks.v1`,
+    normalizedCurves: `${prefix}normalized.curves.v1`,
+    bars: `${prefix}aggregation.bars.v1`,
+    latestPrice: `${prefix}projection.latest_price.v1`,
+    curveSnapshot: `${prefix}projection.curve_snapshot.v1`,
+    dlq: `${prefix}dlq.data-processing.v1`,
+  };
+}
+
+const kafkaLog = createLogger("kafkajs");
+
+export function createKafka(bootstrap: string, clientId: string): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: bootstrap.split(","),
+    connectionTimeout: 3000,
+    requestTimeout: 30_000,
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...rest } = entry.log;
+      const fields = { ...rest, namespace: entry.namespace };
+      if (entry.level <= logLevel.ERROR) kafkaLog.error(message, fields);
+      else kafkaLog.warn(message, fields);
+    },
+  });
+}
+
+/** Creates every topic of CONTRACT.md that is missing. */
+export async function ensureTopics(
+  admin: Admin,
+  topics: Topics,
+  partitions: number,
+): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const wanted = Object.values(topics).filter((t) => !existing.has(t));
+  if (wanted.length === 0) return;
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: wanted.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+  });
+}
