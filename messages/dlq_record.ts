@@ -22,3 +22,33 @@ export const DlqRecord = z.object({
   failed_at_ms: z.number().int(),
 });
 export type DlqRecord = z.infer<typeof DlqRecord>;
+
+function base64(bytes: Uint8Array | null): string | null {
+  if (bytes === null) return null;
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** Builds the DLQ envelope of a Kafka record, keeping its key and value bytes intact. */
+export function buildDlqRecord(source: {
+  topic: string;
+  partition: number;
+  offset: string | number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+}, failure: { stage: string; reason: DlqReason; message: string; nowMs: number }): DlqRecord {
+  return {
+    source_topic: source.topic,
+    source_partition: source.partition,
+    source_offset: Number(source.offset),
+    key_b64: base64(source.key),
+    value_b64: base64(source.value),
+    stage: failure.stage,
+    reason: failure.reason,
+    message: failure.message,
+    failed_at_ms: failure.nowMs,
+  };
+}

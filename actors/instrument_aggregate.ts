@@ -1,0 +1,310 @@
+/**
+ * The instrument actor's aggregation logic as plain functions over a JSON-serialisable
+ * context: bars per window, latest price, the instrument's event-time clock, lateness,
+ * corrections and quiet close. No I/O and no clock reads: time comes in with the events.
+ *
+ * Versions are derived from the events applied, never from flush timing, so a rebuild
+ * after a crash writes the same (version, content) pairs again.
+ */
+import type { NormalizedTick } from "../messages/normalized_tick.ts";
+
+export interface WindowSpec {
+  name: string;
+  ms: number;
+}
+
+export interface InstrumentParams {
+  windows: WindowSpec[];
+  allowedLatenessMs: number;
+  idleCloseMs: number;
+}
+
+/** One bar under construction or final. `pv` is sum(price x size) for the VWAP. */
+export interface BarState {
+  start_ms: number;
+  end_ms: number;
+  open: number;
+  open_t: number;
+  open_id: string;
+  close: number;
+  close_t: number;
+  close_id: string;
+  high: number;
+  low: number;
+  volume: number;
+  pv: number;
+  count: number;
+  final: boolean;
+}
+
+export interface LatestState {
+  price: number;
+  size: number;
+  event_time_ms: number;
+  event_id: string;
+}
+
+/** An event applied to an instrument: the canonical tick plus where it came from. */
+export interface TickInput {
+  tick: NormalizedTick;
+  /** Wall-clock ms when the runtime handed the event over (for quiet close). */
+  receivedAtMs: number;
+}
+
+export type Rejection = { index: number; reason: "late_event"; message: string };
+
+export interface InstrumentContext {
+  instrumentId: string;
+  params: InstrumentParams;
+  /** Added to every version so a reset or replay keeps versions monotonic. */
+  versionBase: number;
+  /** Events counted (each event_id once). */
+  applied: number;
+  /** The instrument's event-time clock: the latest event time seen. */
+  clockMs: number | null;
+  /** Wall clock when the last event arrived. */
+  lastEventWallMs: number | null;
+  latest: LatestState | null;
+  /** Bars by resolution name, ordered by start_ms; final bars leave once past lateness. */
+  bars: Record<string, BarState[]>;
+  /** event_id -> event time, for events still within reach (dedup across redeliveries). */
+  seen: Record<string, number>;
+  seenCount: number;
+  /** Prune `seen` when it reaches this size (doubles with the live set: amortised O(1)). */
+  seenPruneAt: number;
+  /** What changed since the last flush: `${resolution}|${start_ms}` keys and the latest. */
+  changedBars: string[];
+  latestChanged: boolean;
+  /** Events of the last batch that were not applied (late beyond lateness). */
+  rejected: Rejection[];
+  duplicates: number;
+}
+
+export function initialInstrumentContext(
+  instrumentId: string,
+  params: InstrumentParams,
+  versionBase = 0,
+): InstrumentContext {
+  return {
+    instrumentId,
+    params,
+    versionBase,
+    applied: 0,
+    clockMs: null,
+    lastEventWallMs: null,
+    latest: null,
+    bars: Object.fromEntries(params.windows.map((w) => [w.name, []])),
+    seen: {},
+    seenCount: 0,
+    seenPruneAt: 256,
+    changedBars: [],
+    latestChanged: false,
+    rejected: [],
+    duplicates: 0,
+  };
+}
+
+/** Bar version: grows with every counted event and once more when the bar turns final. */
+export function barVersion(ctx: InstrumentContext, bar: BarState): number {
+  return ctx.versionBase + 2 * bar.count + (bar.final ? 1 : 0);
+}
+
+export function latestVersion(ctx: InstrumentContext): number {
+  return ctx.versionBase + ctx.applied;
+}
+
+/** (t, id) ordering of CONTRACT.md: event time, then event_id. */
+function before(t1: number, id1: string, t2: number, id2: string): boolean {
+  return t1 < t2 || (t1 === t2 && id1 < id2);
+}
+
+function windowStart(t: number, ms: number): number {
+  return Math.floor(t / ms) * ms;
+}
+
+function markChanged(ctx: InstrumentContext, key: string): void {
+  if (!ctx.changedBars.includes(key)) ctx.changedBars.push(key);
+}
+
+function addToBar(ctx: InstrumentContext, spec: WindowSpec, tick: NormalizedTick): void {
+  const start = windowStart(tick.event_time_ms, spec.ms);
+  const list = ctx.bars[spec.name] ?? (ctx.bars[spec.name] = []);
+  let i = list.length - 1;
+  while (i >= 0 && list[i]!.start_ms > start) i--;
+  const t = tick.event_time_ms;
+  const id = tick.event_id;
+  if (i >= 0 && list[i]!.start_ms === start) {
+    const bar = list[i]!;
+    if (before(t, id, bar.open_t, bar.open_id)) {
+      bar.open = tick.price;
+      bar.open_t = t;
+      bar.open_id = id;
+    }
+    if (before(bar.close_t, bar.close_id, t, id)) {
+      bar.close = tick.price;
+      bar.close_t = t;
+      bar.close_id = id;
+    }
+    if (tick.price > bar.high) bar.high = tick.price;
+    if (tick.price < bar.low) bar.low = tick.price;
+    bar.volume += tick.size;
+    bar.pv += tick.price * tick.size;
+    bar.count += 1;
+  } else {
+    list.splice(i + 1, 0, {
+      start_ms: start,
+      end_ms: start + spec.ms,
+      open: tick.price,
+      open_t: t,
+      open_id: id,
+      close: tick.price,
+      close_t: t,
+      close_id: id,
+      high: tick.price,
+      low: tick.price,
+      volume: tick.size,
+      pv: tick.price * tick.size,
+      count: 1,
+      final: false,
+    });
+  }
+  markChanged(ctx, `${spec.name}|${start}`);
+}
+
+/**
+ * Finalises bars whose end + lateness the reference time has passed, and drops final
+ * bars that no accepted event can reach any more (keeping each resolution's newest bar,
+ * which backs `projection:bar:*`, and any bar still waiting to be flushed).
+ */
+function closeBars(ctx: InstrumentContext, referenceMs: number): void {
+  const lateness = ctx.params.allowedLatenessMs;
+  for (const spec of ctx.params.windows) {
+    const list = ctx.bars[spec.name];
+    if (!list) continue;
+    for (const bar of list) {
+      if (!bar.final && bar.end_ms + lateness <= referenceMs) {
+        bar.final = true;
+        markChanged(ctx, `${spec.name}|${bar.start_ms}`);
+      }
+    }
+    const reach = (ctx.clockMs ?? -Infinity) - lateness;
+    while (
+      list.length > 1 && list[0]!.final && list[0]!.end_ms <= reach &&
+      !ctx.changedBars.includes(`${spec.name}|${list[0]!.start_ms}`)
+    ) list.shift();
+  }
+}
+
+/** Forgets event ids that can no longer be accepted (older than clock - lateness). */
+function pruneSeen(ctx: InstrumentContext): void {
+  if (ctx.clockMs === null) return;
+  const horizon = ctx.clockMs - ctx.params.allowedLatenessMs;
+  let count = 0;
+  const kept: Record<string, number> = {};
+  for (const id in ctx.seen) {
+    const t = ctx.seen[id]!;
+    if (t >= horizon) {
+      kept[id] = t;
+      count++;
+    }
+  }
+  ctx.seen = kept;
+  ctx.seenCount = count;
+  ctx.seenPruneAt = Math.max(256, 2 * count);
+}
+
+/**
+ * Applies a batch of ticks in order. Duplicates (same event_id) are ignored; events older
+ * than clock - lateness are reported in `ctx.rejected` as `late_event` and not applied.
+ */
+export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[]): void {
+  ctx.rejected = [];
+  const lateness = ctx.params.allowedLatenessMs;
+  for (let index = 0; index < inputs.length; index++) {
+    const { tick, receivedAtMs } = inputs[index]!;
+    const t = tick.event_time_ms;
+    if (ctx.seen[tick.event_id] !== undefined) {
+      ctx.duplicates++;
+      continue;
+    }
+    if (ctx.clockMs !== null && t < ctx.clockMs - lateness) {
+      ctx.rejected.push({
+        index,
+        reason: "late_event",
+        message: `event time ${t} is older than clock ${ctx.clockMs} - lateness ${lateness}`,
+      });
+      continue;
+    }
+    ctx.seen[tick.event_id] = t;
+    ctx.seenCount++;
+    ctx.applied++;
+    ctx.lastEventWallMs = receivedAtMs;
+    for (const spec of ctx.params.windows) addToBar(ctx, spec, tick);
+    const latest = ctx.latest;
+    if (latest === null || before(latest.event_time_ms, latest.event_id, t, tick.event_id)) {
+      ctx.latest = {
+        price: tick.price,
+        size: tick.size,
+        event_time_ms: t,
+        event_id: tick.event_id,
+      };
+    }
+    ctx.latestChanged = true;
+    if (ctx.clockMs === null || t > ctx.clockMs) ctx.clockMs = t;
+  }
+  if (ctx.clockMs !== null) closeBars(ctx, ctx.clockMs);
+  if (ctx.seenCount >= ctx.seenPruneAt) pruneSeen(ctx);
+}
+
+/** True when quiet close is due: no event for idleCloseMs and a bar past end + lateness. */
+export function quietCloseDue(ctx: InstrumentContext, nowMs: number): boolean {
+  const due = nextQuietCloseAt(ctx);
+  return due !== null && due <= nowMs;
+}
+
+/**
+ * The wall-clock time at which quiet close would finalise the next open bar, or null when
+ * every bar is final.
+ */
+export function nextQuietCloseAt(ctx: InstrumentContext): number | null {
+  let earliestEnd: number | null = null;
+  for (const list of Object.values(ctx.bars)) {
+    for (const bar of list) {
+      if (!bar.final && (earliestEnd === null || bar.end_ms < earliestEnd)) {
+        earliestEnd = bar.end_ms;
+      }
+    }
+  }
+  if (earliestEnd === null || ctx.lastEventWallMs === null) return null;
+  return Math.max(
+    earliestEnd + ctx.params.allowedLatenessMs,
+    ctx.lastEventWallMs + ctx.params.idleCloseMs,
+  );
+}
+
+/** Quiet close: finalises every bar whose end + lateness the wall clock has passed. */
+export function closeQuiet(ctx: InstrumentContext, nowMs: number): void {
+  ctx.rejected = [];
+  closeBars(ctx, nowMs);
+}
+
+/** Takes (and clears) the change markers: the runtime flushes what they name. */
+export function takeChanges(ctx: InstrumentContext): { bars: string[]; latest: boolean } {
+  const changes = { bars: ctx.changedBars, latest: ctx.latestChanged };
+  ctx.changedBars = [];
+  ctx.latestChanged = false;
+  return changes;
+}
+
+export function allBarsFinal(ctx: InstrumentContext): boolean {
+  return Object.values(ctx.bars).every((list) => list.every((b) => b.final));
+}
+
+export function barVwap(bar: BarState): number {
+  return bar.volume === 0 ? 0 : bar.pv / bar.volume;
+}
+
+export function findBar(ctx: InstrumentContext, key: string): BarState | undefined {
+  const [resolution, start] = key.split("|");
+  return ctx.bars[resolution!]?.find((b) => b.start_ms === Number(start));
+}

@@ -1,0 +1,186 @@
+/**
+ * The runtime around one key's machine: a mailbox processed one batch at a time, the
+ * partition offset applied last, the key's recent events for inspection, and persisted
+ * snapshots. Only this object changes its machine's state (single writer per key).
+ */
+import type { AnyActorRef } from "xstate";
+import type { ActorKind, ActorOutputs, KeyedEvent, KindAdapter } from "./actor_kinds.ts";
+
+/** What is stored per key: the XState persisted snapshot and the offset it includes. */
+export interface PersistedActor {
+  kind: ActorKind;
+  key: string;
+  partition: number;
+  /** Last partition offset applied to this key (-1: none). */
+  offset: number;
+  machine: unknown;
+  history: Record<string, unknown>[];
+  restarts: number;
+  saved_at_ms: number;
+}
+
+export type Rejected<T> = { event: KeyedEvent<T>; reason: "late_event"; message: string };
+
+export class KeyActor<T> {
+  readonly key: string;
+  readonly partition: number;
+  readonly #adapter: KindAdapter<T>;
+  readonly #historySize: number;
+  #machine: AnyActorRef;
+  #appliedOffset: number;
+  #history: Record<string, unknown>[];
+  #mailbox: KeyedEvent<T>[] = [];
+  /** Events applied since the last flush: with the stored snapshot they rebuild the state. */
+  #unflushed: KeyedEvent<T>[] = [];
+  restarts: number;
+  /** Changed since its last flush. */
+  dirty = false;
+  lastActiveMs: number;
+
+  constructor(
+    adapter: KindAdapter<T>,
+    key: string,
+    partition: number,
+    options: {
+      historySize: number;
+      nowMs: number;
+      persisted?: PersistedActor;
+      versionBase?: number;
+    },
+  ) {
+    this.#adapter = adapter;
+    this.key = key;
+    this.partition = partition;
+    this.#historySize = options.historySize;
+    this.#machine = adapter.spawn(key, options.persisted?.machine, options.versionBase);
+    // A throwing machine is reported through its snapshot status (see drain); this observer
+    // keeps XState from rethrowing the same error globally.
+    this.#machine.subscribe({ error: () => {} });
+    this.#appliedOffset = options.persisted?.offset ?? -1;
+    this.#history = options.persisted?.history ?? [];
+    this.restarts = options.persisted?.restarts ?? 0;
+    this.lastActiveMs = options.nowMs;
+  }
+
+  get kind(): ActorKind {
+    return this.#adapter.kind;
+  }
+
+  get appliedOffset(): number {
+    return this.#appliedOffset;
+  }
+
+  get mailboxDepth(): number {
+    return this.#mailbox.length;
+  }
+
+  /** Queues an event unless the key has already applied its offset (redelivery). */
+  enqueue(event: KeyedEvent<T>): boolean {
+    if (event.offset <= this.#appliedOffset) return false;
+    this.#mailbox.push(event);
+    return true;
+  }
+
+  /** Applies the queued events as one batch; returns the events the machine rejected. */
+  drain(nowMs: number): Rejected<T>[] {
+    const batch = this.#mailbox;
+    if (batch.length === 0) return [];
+    this.#mailbox = [];
+    const rejections = this.#adapter.apply(this.#machine, batch, nowMs);
+    const status = this.#machine.getSnapshot().status;
+    if (status === "error") {
+      throw new ActorCrashedError(this.key, this.#machine.getSnapshot().error, batch);
+    }
+    this.#appliedOffset = batch[batch.length - 1]!.offset;
+    for (const e of batch) this.#unflushed.push(e);
+    this.lastActiveMs = nowMs;
+    this.dirty = true;
+    if (this.#historySize > 0) {
+      for (const e of batch.slice(-this.#historySize)) {
+        this.#history.push(this.#adapter.summarize(e));
+      }
+      if (this.#history.length > this.#historySize) {
+        this.#history.splice(0, this.#history.length - this.#historySize);
+      }
+    }
+    return rejections.map((r) => ({
+      event: batch[r.index]!,
+      reason: r.reason,
+      message: r.message,
+    }));
+  }
+
+  /** Delivers the wall clock; returns true when the machine changed something to flush. */
+  tick(nowMs: number): void {
+    this.#adapter.tick(this.#machine, nowMs);
+    this.dirty = true;
+  }
+
+  wakeAt(): number | null {
+    return this.#adapter.wakeAt(this.#machine);
+  }
+
+  /** Takes the changes since the last flush as sink writes. */
+  collect(): ActorOutputs {
+    this.#unflushed = [];
+    return this.#adapter.collect(this.#machine, this.key);
+  }
+
+  /** Events applied since the last flush (to rebuild after a crash). */
+  get unflushed(): readonly KeyedEvent<T>[] {
+    return this.#unflushed;
+  }
+
+  persist(nowMs: number): PersistedActor {
+    return {
+      kind: this.kind,
+      key: this.key,
+      partition: this.partition,
+      offset: this.#appliedOffset,
+      machine: this.#machine.getPersistedSnapshot(),
+      history: this.#history,
+      restarts: this.restarts,
+      saved_at_ms: nowMs,
+    };
+  }
+
+  /** What an operator sees: live state, machine value, offsets, clock, history. */
+  inspect(): Record<string, unknown> {
+    const snapshot = this.#machine.getSnapshot();
+    return {
+      kind: this.kind,
+      key: this.key,
+      partition: this.partition,
+      status: "live",
+      state: snapshot.value,
+      context: snapshot.context,
+      applied_offset: this.#appliedOffset,
+      event_time_clock_ms: this.#adapter.clockMs(this.#machine),
+      mailbox_depth: this.#mailbox.length,
+      restarts: this.restarts,
+      last_events: this.#history,
+    };
+  }
+
+  maxVersion(): number {
+    return this.#adapter.maxVersion(this.#machine);
+  }
+
+  stop(): void {
+    this.#machine.stop();
+  }
+}
+
+/** A machine threw while applying a batch: the actor must be rebuilt by its supervisor. */
+export class ActorCrashedError<T> extends Error {
+  readonly key: string;
+  readonly batch: KeyedEvent<T>[];
+  constructor(key: string, cause: unknown, batch: KeyedEvent<T>[]) {
+    super(`actor ${key} crashed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = "ActorCrashedError";
+    this.key = key;
+    this.batch = batch;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The node's HTTP surface as a Hono app built from its dependencies; the node serves it
+ * with Deno.serve, tests call `app.request()`.
+ */
+import { Hono } from "hono";
+import type { Registry } from "prom-client";
+import { HttpError } from "./errors.ts";
+import type { Logger } from "../observability/logger.ts";
+
+export interface ReadinessReport {
+  ready: boolean;
+  parts: Record<string, { ok: boolean; error?: string }>;
+}
+
+export interface AppDeps {
+  logger: Logger;
+  registry: Registry;
+  readiness: () => Promise<ReadinessReport>;
+  /** Further routes (operator endpoints) mounted on the same app. */
+  routes?: ((app: Hono) => void)[];
+}
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof SyntaxError) return c.json(errorBody("bad_request", err.message), 400);
+    deps.logger.error("unhandled HTTP error", { err, path: c.req.path });
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.get("/ready", async (c) => {
+    const report = await deps.readiness();
+    const failing = Object.entries(report.parts).filter(([, p]) => !p.ok).map(([name]) => name);
+    return c.json(
+      { status: report.ready ? "ready" : "not_ready", failing, parts: report.parts },
+      report.ready ? 200 : 503,
+    );
+  });
+
+  app.get("/metrics", async (c) => {
+    const text = await deps.registry.metrics();
+    return c.body(text, 200, { "content-type": deps.registry.contentType });
+  });
+
+  for (const mount of deps.routes ?? []) mount(app);
+  return app;
+}

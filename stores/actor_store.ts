@@ -1,0 +1,110 @@
+/**
+ * Actor state in Redis: per-key snapshots, per-partition ownership epochs (the fence), and
+ * the fenced flush that writes a partition's projections and snapshots in one Lua call.
+ */
+import type { Redis } from "./redis.ts";
+import type { RedisKeys } from "./redis_keys.ts";
+import type { PersistedActor } from "../actors/key_actor.ts";
+
+/**
+ * KEYS[1] = fence key; ARGV[1] = expected epoch; ARGV[2] = number of projections (n).
+ * KEYS[2..n+1] projection keys with ARGV pairs (version, value): written only when the
+ * version is greater than the stored one. Remaining KEYS are snapshots with their values.
+ * Returns -1 when the epoch moved (the partition has a new owner) and nothing is written.
+ */
+const FENCED_FLUSH = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local n = tonumber(ARGV[2])
+local written = 0
+for i = 1, n do
+  local key = KEYS[i + 1]
+  local version = tonumber(ARGV[1 + 2 * i])
+  local current = redis.call('GET', key)
+  local ok = true
+  if current then
+    local okDecode, decoded = pcall(cjson.decode, current)
+    if okDecode and type(decoded) == 'table' and tonumber(decoded.version) ~= nil then
+      ok = version > tonumber(decoded.version)
+    end
+  end
+  if ok then
+    redis.call('SET', key, ARGV[2 + 2 * i])
+    written = written + 1
+  end
+end
+for i = n + 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 + n + i - 1])
+end
+return written
+`;
+
+export interface FlushWrite {
+  projections: { key: string; version: number; value: string }[];
+  snapshots: { key: string; value: string }[];
+}
+
+export class ActorStore {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#redis.defineCommand("dpFencedFlush", { lua: FENCED_FLUSH });
+  }
+
+  get keys(): RedisKeys {
+    return this.#keys;
+  }
+
+  /** Takes ownership of a partition: a new epoch that fences out every earlier owner. */
+  async claim(topic: string, partition: number): Promise<number> {
+    return await this.#redis.incr(this.#keys.fence(topic, partition));
+  }
+
+  async epochs(parts: { topic: string; partition: number }[]): Promise<(number | null)[]> {
+    if (parts.length === 0) return [];
+    const values = await this.#redis.mget(parts.map((p) => this.#keys.fence(p.topic, p.partition)));
+    return values.map((v) => (v === null ? null : Number(v)));
+  }
+
+  /** Loads snapshots for keys; missing keys map to undefined. */
+  async load(kind: string, keys: readonly string[]): Promise<Map<string, PersistedActor>> {
+    const found = new Map<string, PersistedActor>();
+    if (keys.length === 0) return found;
+    const values = await this.#redis.mget(keys.map((k) => this.#keys.snapshot(kind, k)));
+    values.forEach((v, i) => {
+      if (v !== null) found.set(keys[i]!, JSON.parse(v) as PersistedActor);
+    });
+    return found;
+  }
+
+  snapshotKey(kind: string, key: string): string {
+    return this.#keys.snapshot(kind, key);
+  }
+
+  /**
+   * Writes one partition's projections (version-guarded) and snapshots, only if `epoch` is
+   * still the partition's epoch. Returns false when fenced out.
+   */
+  async fencedFlush(
+    topic: string,
+    partition: number,
+    epoch: number,
+    write: FlushWrite,
+  ): Promise<boolean> {
+    const keys = [this.#keys.fence(topic, partition)];
+    const args: (string | number)[] = [String(epoch), write.projections.length];
+    for (const p of write.projections) {
+      keys.push(p.key);
+      args.push(p.version, p.value);
+    }
+    for (const s of write.snapshots) {
+      keys.push(s.key);
+      args.push(s.value);
+    }
+    // deno-lint-ignore no-explicit-any
+    const result = await (this.#redis as any).dpFencedFlush(keys.length, ...keys, ...args);
+    return Number(result) >= 0;
+  }
+}

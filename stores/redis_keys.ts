@@ -1,0 +1,18 @@
+/** Every Redis key the service writes, in one place (CONTRACT.md names the projection keys). */
+export function redisKeys(prefix: string, groupId: string) {
+  return {
+    projectionLatest: (instrumentId: string) => `${prefix}projection:latest:${instrumentId}`,
+    projectionBar: (resolution: string, instrumentId: string) =>
+      `${prefix}projection:bar:${resolution}:${instrumentId}`,
+    projectionCurve: (curveId: string) => `${prefix}projection:curve:${curveId}`,
+    /** Raw suffix form used by actor outputs (`projection:...`). */
+    prefixed: (suffix: string) => `${prefix}${suffix}`,
+    snapshot: (kind: string, key: string) => `${prefix}snapshot:${kind}:${key}`,
+    snapshotPattern: (kind: string) => `${prefix}snapshot:${kind}:*`,
+    fence: (topic: string, partition: number) => `${prefix}fence:${groupId}:${topic}:${partition}`,
+    node: (nodeId: string) => `${prefix}node:${groupId}:${nodeId}`,
+    nodePattern: () => `${prefix}node:${groupId}:*`,
+    replayJob: (id: string) => `${prefix}replay:${groupId}:${id}`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;
