@@ -1,0 +1,287 @@
+/**
+ * The normalizer supervisor: one Kafka consumer (group `<group>.normalizer`) over the two
+ * Bronze topics; each owned partition's batches go through a stateless partition
+ * normalizer (`normalizePartitionBatch`). A failing batch is a crash of that partition's
+ * normalizer: it restarts with backoff from the last committed offset (nothing of the
+ * batch was committed), heartbeating meanwhile, until the write succeeds, the partition
+ * is lost, or the node stops. A consumer that kafkajs gives up on is restarted too.
+ *
+ * Offsets are committed (offset + 1) only after every output of the records up to that
+ * offset (Silver topics, silver.* rows, DLQ records) is acknowledged.
+ */
+import type { Batch, Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
+import type { ClickHouseClient } from "../stores/clickhouse.ts";
+import { topicNames } from "../stores/kafka.ts";
+import type { Sql } from "../stores/postgres.ts";
+import { createReferenceData } from "../stores/reference_data.ts";
+import {
+  type BronzeRecord,
+  createNormalizedProducer,
+  type NormalizationOutputs,
+  NORMALIZE_STAGE,
+  processRecords,
+  publishOutputs,
+} from "./normalization_pipeline.ts";
+
+export interface NormalizerDeps {
+  config: Config;
+  kafka: Kafka;
+  clickhouse: ClickHouseClient;
+  sql: Sql;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+export interface NormalizerHandle {
+  /** Stops fetching, lets the batch in hand finish or give up uncommitted, leaves the group. */
+  stop(): Promise<void>;
+  /** True while the consumer has joined its group and has not crashed. */
+  isReady(): boolean;
+}
+
+const RESTART_BACKOFF_MIN_MS = 200;
+const RESTART_BACKOFF_MAX_MS = 10_000;
+/** Bronze partitions normalized in parallel on one node. */
+const PARTITIONS_CONCURRENTLY = 4;
+
+/** Starts the normalizer; throws if reference data or Kafka cannot be reached at start. */
+export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerHandle> {
+  const { config, kafka, logger: parentLogger } = deps;
+  const maxBatch = config.DATA_PROC_NORMALIZATION_MAX_BATCH_SIZE;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new RangeError(
+      `Cannot start normalizer: DATA_PROC_NORMALIZATION_MAX_BATCH_SIZE must be >= 1, got ${maxBatch}`,
+    );
+  }
+  if (deps.signal.aborted) throw new Error("Cannot start normalizer: signal already aborted");
+  const logger = parentLogger.child("normalizer");
+  const stopping = new AbortController();
+  const signal = AbortSignal.any([deps.signal, stopping.signal]);
+  const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
+  const groupId = `${config.DATA_PROC_GROUP_ID}.normalizer`;
+
+  const refdata = await createReferenceData(deps.sql, {
+    refreshMs: config.DATA_PROC_REFDATA_REFRESH_MS,
+    logger: logger.child("refdata"),
+    signal,
+  });
+  const producer = createNormalizedProducer(kafka);
+  try {
+    await producer.connect();
+  } catch (err) {
+    await refdata.close();
+    throw err;
+  }
+  const sinks = {
+    producer,
+    clickhouse: deps.clickhouse,
+    topics,
+    silverDb: config.DATA_PROC_CLICKHOUSE_SILVER_DB,
+    maxInsertRows: maxBatch,
+  };
+
+  let consumer: Consumer | undefined;
+  let joined = false;
+  let consumerRestarts = 0;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** One stateless partition normalizer: normalize, publish, then commit, chunk by chunk. */
+  const normalizePartitionBatch = async (payload: EachBatchPayload, c: Consumer) => {
+    const { batch, heartbeat, resolveOffset, isRunning, isStale } = payload;
+    const partitionLog = logger.child("partition", {
+      topic: batch.topic,
+      partition: batch.partition,
+    });
+    const lost = () => signal.aborted || !isRunning() || isStale();
+    for (let i = 0; i < batch.messages.length; i += maxBatch) {
+      if (lost()) return; // unresolved: the next owner (or run) starts from the commit
+      const chunk = batch.messages.slice(i, i + maxBatch);
+      const records = chunk.map((m): BronzeRecord => ({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: m.offset,
+        key: m.key ?? null,
+        value: m.value ?? null,
+        timestampMs: Number(m.timestamp),
+      }));
+      const outputs = await withRestarts(partitionLog, { heartbeat, lost, signal }, async () => {
+        const out = await processRecords(records, { refdata, topics });
+        await publishOutputs(out, sinks);
+        return out;
+      });
+      if (outputs === undefined || lost()) return; // gave up uncommitted: redelivered later
+      countOutcomes(records, outputs);
+      const last = chunk[chunk.length - 1]!.offset;
+      resolveOffset(last);
+      await c.commitOffsets([{
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: (BigInt(last) + 1n).toString(),
+      }]);
+      metrics.consumerLag.set(
+        { topic: batch.topic, partition: String(batch.partition) },
+        lagAfter(batch, last),
+      );
+      await heartbeat();
+    }
+  };
+
+  const startConsumer = async () => {
+    const c = kafka.consumer({
+      groupId,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      maxWaitTimeInMs: 250, // bounds a quiet partition's batch by time
+      allowAutoTopicCreation: false,
+    });
+    consumer = c;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      joined = true;
+      metrics.rebalances.inc({ consumer: "normalizer" });
+      logger.info("normalizer joined group", {
+        groupId,
+        memberId: e.payload.memberId,
+        assignment: e.payload.memberAssignment,
+      });
+    });
+    c.on(c.events.CRASH, (e) => {
+      joined = false;
+      logger.error("normalizer consumer crashed", {
+        error: e.payload.error,
+        kafkajsRestarts: e.payload.restart,
+      });
+      // kafkajs restarts itself after retriable errors; otherwise the supervisor does.
+      if (!e.payload.restart) scheduleConsumerRestart(c);
+    });
+    c.on(c.events.STOP, () => {
+      joined = false;
+    });
+    await c.connect();
+    await c.subscribe({ topics: [topics.bronzeTicks, topics.bronzeCurves], fromBeginning: true });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY,
+      eachBatch: (payload) => normalizePartitionBatch(payload, c),
+    });
+  };
+
+  const scheduleConsumerRestart = (crashed: Consumer) => {
+    if (signal.aborted) return;
+    consumerRestarts += 1;
+    metrics.actorRestarts.inc({ level: "normalizer" });
+    const delay = backoffMs(consumerRestarts);
+    logger.warn("restarting normalizer consumer", { attempt: consumerRestarts, delayMs: delay });
+    restartTimer = setTimeout(async () => {
+      restartTimer = undefined;
+      await crashed.disconnect().catch(() => {});
+      if (signal.aborted) return;
+      try {
+        await startConsumer();
+        consumerRestarts = 0;
+      } catch (err) {
+        logger.error("normalizer consumer failed to start", { error: err });
+        scheduleConsumerRestart(consumer ?? crashed);
+      }
+    }, delay);
+  };
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      stopping.abort();
+      if (restartTimer !== undefined) clearTimeout(restartTimer);
+      joined = false;
+      await consumer?.disconnect().catch((err) =>
+        logger.warn("normalizer consumer disconnect failed", { error: err })
+      );
+      await producer.disconnect().catch((err) =>
+        logger.warn("normalizer producer disconnect failed", { error: err })
+      );
+      await refdata.close();
+      logger.info("normalizer stopped");
+    })();
+    return stopped;
+  };
+  deps.signal.addEventListener("abort", () => void stop(), { once: true });
+
+  try {
+    await startConsumer();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  logger.info("normalizer started", { groupId, topics: [topics.bronzeTicks, topics.bronzeCurves] });
+  return { stop, isReady: () => joined && !signal.aborted };
+}
+
+/**
+ * Runs `work` until it succeeds. Each failure counts as a restart of the partition
+ * normalizer: back off (exponential, capped), heartbeat so the group keeps the partition,
+ * and run again. Returns undefined if the partition is lost or the node stops meanwhile;
+ * a rebalance thrown by `heartbeat()` propagates to kafkajs. Never skips the records.
+ */
+async function withRestarts<T>(
+  logger: Logger,
+  partition: { heartbeat: () => Promise<void>; lost: () => boolean; signal: AbortSignal },
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  const { heartbeat, lost, signal } = partition;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      metrics.actorRestarts.inc({ level: "normalizer" });
+      const delay = backoffMs(attempt);
+      logger.error("partition normalizer failed; restarting from the last commit", {
+        error: err,
+        attempt,
+        delayMs: delay,
+      });
+      // Wait in heartbeat-sized steps so the session stays alive through long outages.
+      for (let waited = 0; waited < delay; waited += 1000) {
+        if (lost()) return undefined;
+        await sleep(Math.min(1000, delay - waited), signal);
+        await heartbeat();
+      }
+      if (lost()) return undefined;
+    }
+  }
+}
+
+function countOutcomes(records: readonly BronzeRecord[], outputs: NormalizationOutputs): void {
+  const ok = outputs.ticks.length + outputs.curvePoints.length;
+  if (ok > 0) metrics.events.inc({ stage: NORMALIZE_STAGE, outcome: "ok" }, ok);
+  if (outputs.dlq.length > 0) {
+    metrics.events.inc({ stage: NORMALIZE_STAGE, outcome: "dlq" }, outputs.dlq.length);
+  }
+  for (const d of outputs.dlq) metrics.dlq.inc({ stage: NORMALIZE_STAGE, reason: d.reason });
+  const now = Date.now();
+  for (const r of records) {
+    metrics.processingLatency.observe({ stage: NORMALIZE_STAGE }, Math.max(0, now - r.timestampMs));
+  }
+}
+
+function lagAfter(batch: Batch, lastOffset: string): number {
+  return Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(lastOffset) - 1n));
+}
+
+function backoffMs(attempt: number): number {
+  return Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MIN_MS * 2 ** (attempt - 1));
+}
+
+/** Resolves after `ms`, or early when the signal aborts (the caller then checks `lost()`). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
