@@ -1,0 +1,447 @@
+/**
+ * The consumer supervisor of the actor stage: joins the consumer group on the normalized
+ * topics, runs one PartitionSupervisor per owned partition, and flushes them on a schedule.
+ *
+ * Effectively once: a flush writes Kafka outputs and ClickHouse rows (idempotent by
+ * deterministic ids and versions), then projections and snapshots in one fenced Redis call,
+ * and only then commits the partition's offset. A partition's epoch (INCR on assignment)
+ * fences out every earlier owner: a fenced flush writes nothing to Redis and commits nothing.
+ */
+import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import { Partitioners } from "kafkajs";
+import type { Config } from "../config/config.ts";
+import { curveAdapter, instrumentAdapter, type KindAdapter } from "../actors/actor_kinds.ts";
+import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
+import { NormalizedTick } from "../messages/normalized_tick.ts";
+import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
+import type { ActorStore } from "../stores/actor_store.ts";
+import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
+import { topicNames } from "../stores/kafka.ts";
+import {
+  PartitionEscalation,
+  type PartitionFlushPlan,
+  PartitionSupervisor,
+} from "./partition_supervisor.ts";
+import { RestartIntensity } from "./restart_policy.ts";
+
+export interface ActorConsumerDeps {
+  config: Config;
+  kafka: Kafka;
+  clickhouse: ClickHouseClient;
+  store: ActorStore;
+  logger: Logger;
+  now?: () => number;
+  /** Called when the consumer cannot continue (restart intensity exceeded). */
+  onFatal?: (err: unknown) => void;
+}
+
+export interface PartitionView {
+  topic: string;
+  partition: number;
+  kind: "instrument" | "curve";
+  epoch: number;
+  processed_offset: number;
+  live_actors: number;
+  lag: number | null;
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyPartition = PartitionSupervisor<any>;
+
+export class ActorConsumer {
+  readonly #d: ActorConsumerDeps;
+  readonly #now: () => number;
+  readonly #topics;
+  readonly #consumer: Consumer;
+  readonly #producer: Producer;
+  readonly #partitions = new Map<string, AnyPartition>();
+  readonly #pending = new Map<string, Promise<AnyPartition | undefined>>();
+  readonly #highWatermarks = new Map<string, number>();
+  readonly #partitionRestarts = new RestartIntensity({ maxRestarts: 5, windowMs: 300_000 });
+  readonly #abort = new AbortController();
+  #assignment: { topic: string; partition: number }[] = [];
+  #joined = false;
+  #crashed = false;
+  #flushLoop: Promise<void> = Promise.resolve();
+  #flushing: Promise<void> = Promise.resolve();
+  #wake: (() => void) | null = null;
+  #instruments: KindAdapter<NormalizedTick>;
+  #curves: KindAdapter<NormalizedCurvePoint>;
+
+  constructor(deps: ActorConsumerDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#topics = topicNames(deps.config.DATA_PROC_TOPIC_PREFIX);
+    this.#instruments = instrumentAdapter({
+      windows: deps.config.DATA_PROC_BAR_WINDOWS,
+      allowedLatenessMs: deps.config.DATA_PROC_ALLOWED_LATENESS_MS,
+      idleCloseMs: deps.config.DATA_PROC_IDLE_CLOSE_MS,
+    });
+    this.#curves = curveAdapter();
+    this.#consumer = deps.kafka.consumer({
+      groupId: `${deps.config.DATA_PROC_GROUP_ID}.actors`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      rebalanceTimeout: 30_000,
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: 2 * 1024 * 1024,
+      retry: { retries: 10 },
+    });
+    this.#producer = deps.kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: false,
+      maxInFlightRequests: 5,
+    });
+  }
+
+  get ready(): boolean {
+    return this.#joined && !this.#crashed;
+  }
+
+  get partitions(): AnyPartition[] {
+    return [...this.#partitions.values()];
+  }
+
+  assignment(): { topic: string; partition: number }[] {
+    return this.#assignment;
+  }
+
+  /** Finds the partition supervisor that holds (or would hold) a live key. */
+  findLive(kind: "instrument" | "curve", key: string) {
+    for (const p of this.#partitions.values()) {
+      if (p.kind !== kind) continue;
+      const actor = p.actor(key);
+      if (actor) return { partition: p, actor };
+    }
+    return undefined;
+  }
+
+  partitionViews(): PartitionView[] {
+    return this.partitions.map((p) => {
+      const hw = this.#highWatermarks.get(`${p.topic}:${p.partition}`);
+      return {
+        topic: p.topic,
+        partition: p.partition,
+        kind: p.kind,
+        epoch: p.epoch,
+        processed_offset: p.processedOffset,
+        live_actors: p.liveActors,
+        lag: hw === undefined ? null : Math.max(0, hw - p.processedOffset - 1),
+      };
+    });
+  }
+
+  async start(): Promise<void> {
+    const { GROUP_JOIN, CRASH, REBALANCING } = this.#consumer.events;
+    this.#consumer.on(GROUP_JOIN, (e) => this.#onAssigned(e.payload.memberAssignment));
+    this.#consumer.on(REBALANCING, () => this.requestFlush());
+    this.#consumer.on(CRASH, (e) => {
+      this.#d.logger.error("actor consumer crashed", { error: e.payload.error });
+      if (!e.payload.restart) {
+        this.#crashed = true;
+        this.#d.onFatal?.(e.payload.error);
+      }
+    });
+    await this.#producer.connect();
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({
+      topics: [this.#topics.normalizedTicks, this.#topics.normalizedCurves],
+      fromBeginning: true,
+    });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: (payload) => this.#eachBatch(payload),
+    });
+    this.#flushLoop = this.#runFlushLoop(this.#abort.signal);
+  }
+
+  /**
+   * A new assignment (kafkajs emits it after every join): every partition gets a new epoch,
+   * which fences out whoever held it before, and restarts from its committed offset with
+   * actors revived lazily from snapshots. Actors of the previous generation are dropped
+   * without flushing: their unflushed work is redone from the committed offset.
+   */
+  #onAssigned(assignment: Record<string, number[]>): void {
+    metrics.rebalances.labels("actors").inc();
+    const old = [...this.#partitions.values()];
+    this.#partitions.clear();
+    this.#pending.clear();
+    for (const p of old) void p.stop();
+    this.#assignment = Object.entries(assignment).flatMap(([topic, parts]) =>
+      parts.map((partition) => ({ topic, partition }))
+    );
+    for (const { topic, partition } of this.#assignment) this.#claim(topic, partition);
+    this.#joined = true;
+    this.#d.logger.info("partitions assigned", { assignment });
+  }
+
+  #claim(topic: string, partition: number): Promise<AnyPartition | undefined> {
+    const id = `${topic}:${partition}`;
+    const claim = this.#d.store.claim(topic, partition).then((epoch) => {
+      if (this.#pending.get(id) !== claim) return undefined; // superseded by a newer assignment
+      const p = this.#newPartition(topic, partition, epoch);
+      this.#partitions.set(id, p);
+      return p;
+    });
+    this.#pending.set(id, claim);
+    return claim;
+  }
+
+  #newPartition(topic: string, partition: number, epoch: number): AnyPartition {
+    const common = {
+      topic,
+      partition,
+      epoch,
+      store: this.#d.store,
+      historySize: this.#d.config.DATA_PROC_ACTOR_HISTORY,
+      now: this.#now,
+      logger: this.#d.logger.child("partition", { topic, partition }),
+    };
+    return topic === this.#topics.normalizedTicks
+      ? new PartitionSupervisor({
+        ...common,
+        adapter: this.#instruments,
+        schema: NormalizedTick,
+        keyOf: (t: NormalizedTick) => t.instrument_id,
+      })
+      : new PartitionSupervisor({
+        ...common,
+        adapter: this.#curves,
+        schema: NormalizedCurvePoint,
+        keyOf: (p: NormalizedCurvePoint) => p.curve_id,
+      });
+  }
+
+  async #eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const id = `${batch.topic}:${batch.partition}`;
+    const p = this.#partitions.get(id) ??
+      await (this.#pending.get(id) ?? this.#claim(batch.topic, batch.partition));
+    if (!p || !p.alive || payload.isStale() || !payload.isRunning()) return;
+    this.#highWatermarks.set(id, Number(batch.highWatermark));
+    try {
+      await p.handle(batch.messages);
+    } catch (err) {
+      if (err instanceof PartitionEscalation) {
+        await this.#restartPartition(p, err);
+        return;
+      }
+      throw err;
+    }
+    if (!p.alive) return;
+    payload.resolveOffset(batch.lastOffset());
+    metrics.consumerLag.labels(batch.topic, String(batch.partition)).set(
+      Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1),
+    );
+    if (p.liveActors > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) this.requestFlush();
+    await payload.heartbeat();
+  }
+
+  /**
+   * Partition-level restart: drop its actors, rewind to the committed offset and rebuild
+   * from snapshots. Too many partition restarts escalate to the node.
+   */
+  async #restartPartition(p: AnyPartition, cause: unknown): Promise<void> {
+    metrics.actorRestarts.labels("partition").inc();
+    this.#d.logger.error("restarting partition", { topic: p.topic, partition: p.partition, cause });
+    await p.stop();
+    this.#partitions.delete(`${p.topic}:${p.partition}`);
+    if (!this.#partitionRestarts.record(this.#now())) {
+      this.#crashed = true;
+      this.#d.onFatal?.(new Error(`partition restarts exceeded; last: ${String(cause)}`));
+      return;
+    }
+    const committed = await this.#committedOffset(p.topic, p.partition);
+    await new Promise((r) => setTimeout(r, this.#partitionRestarts.backoffMs()));
+    this.#consumer.seek({ topic: p.topic, partition: p.partition, offset: committed });
+    await this.#claim(p.topic, p.partition);
+  }
+
+  async #committedOffset(topic: string, partition: number): Promise<string> {
+    const admin = this.#d.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchOffsets({
+        groupId: `${this.#d.config.DATA_PROC_GROUP_ID}.actors`,
+        topics: [topic],
+      });
+      const found = offsets[0]?.partitions.find((x) => x.partition === partition)?.offset;
+      return found && Number(found) >= 0 ? found : "0";
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */
+  requestFlush(): void {
+    this.#wake?.();
+  }
+
+  async #runFlushLoop(signal: AbortSignal): Promise<void> {
+    const intervalMs = this.#d.config.DATA_PROC_PROJECTION_REFRESH_INTERVAL * 1000;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        signal.addEventListener("abort", () => this.#wake?.(), { once: true });
+      });
+      this.#wake = null;
+      if (signal.aborted) break;
+      try {
+        await this.flush();
+      } catch (err) {
+        this.#d.logger.error("flush failed; restarting its partitions", { err });
+      }
+    }
+  }
+
+  /** Flushes every owned partition once (serialised: one flush at a time). */
+  flush(): Promise<void> {
+    const run = this.#flushing.then(() => this.#flushOnce());
+    this.#flushing = run.catch(() => {});
+    return run;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const started = performance.now();
+    const now = this.#now();
+    const live = this.partitions.filter((p) => p.alive);
+    for (const p of live) await p.tick(now);
+    const plans = live.map((p) => ({ p, plan: p.plan() }));
+    const work = plans.filter(({ plan }) =>
+      plan.commitOffset !== null || plan.snapshots.length > 0 || plan.dlq.length > 0
+    );
+    if (work.length === 0) return;
+    try {
+      // A cheap fence check first: a partition that has moved writes nothing at all.
+      const epochs = await this.#d.store.epochs(work.map(({ p }) => p));
+      const owned = work.filter(({ p }, i) => epochs[i] === p.epoch);
+      for (const { p } of work.filter((w) => !owned.includes(w))) await this.#lost(p);
+      await this.#writeSinks(owned.map((w) => w.plan));
+      const committed: { topic: string; partition: number; offset: string }[] = [];
+      for (const { p, plan } of owned) {
+        const ok = await this.#d.store.fencedFlush(p.topic, p.partition, p.epoch, {
+          projections: plan.outputs.projections.map((x) => ({
+            ...x,
+            key: this.#d.store.keys.prefixed(x.key),
+          })),
+          snapshots: plan.snapshots,
+        });
+        if (!ok) {
+          await this.#lost(p);
+          continue;
+        }
+        if (plan.commitOffset !== null) {
+          committed.push({
+            topic: p.topic,
+            partition: p.partition,
+            offset: String(plan.commitOffset),
+          });
+        }
+      }
+      const stillOwned = committed.filter((c) =>
+        this.#partitions.get(`${c.topic}:${c.partition}`)?.alive
+      );
+      if (stillOwned.length > 0) await this.#consumer.commitOffsets(stillOwned);
+      for (const { p, plan } of owned) p.flushed(plan);
+      metrics.flushedActors.inc(owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
+      for (const p of live) {
+        p.passivate({
+          idleMs: this.#d.config.DATA_PROC_ACTOR_IDLE_PASSIVATE_MS,
+          maxLive: Math.max(1, Math.floor(this.#d.config.DATA_PROC_MAX_LIVE_ACTORS / live.length)),
+          now: this.#now(),
+        });
+      }
+      this.#updateActorGauges();
+    } catch (err) {
+      // Nothing of these plans is committed: rebuild the partitions from the last commit.
+      for (const { p } of work) if (p.alive) await this.#restartPartition(p, err);
+      throw err;
+    } finally {
+      metrics.flushDuration.observe(performance.now() - started);
+    }
+  }
+
+  async #writeSinks(plans: PartitionFlushPlan[]): Promise<void> {
+    const cfg = this.#d.config;
+    const topicOf = {
+      bars: this.#topics.bars,
+      latestPrice: this.#topics.latestPrice,
+      curveSnapshot: this.#topics.curveSnapshot,
+    };
+    const byTopic = new Map<string, { key: string; value: string }[]>();
+    const push = (topic: string, m: { key: string; value: string }) => {
+      const list = byTopic.get(topic);
+      if (list) list.push(m);
+      else byTopic.set(topic, [m]);
+    };
+    const barRows: Record<string, unknown>[] = [];
+    const curveRows: Record<string, unknown>[] = [];
+    for (const plan of plans) {
+      for (const m of plan.outputs.messages) push(topicOf[m.topic], m);
+      for (const d of plan.dlq) {
+        push(this.#topics.dlq, { key: d.source_topic, value: JSON.stringify(d) });
+      }
+      for (const r of plan.outputs.barRows) barRows.push(r);
+      for (const r of plan.outputs.curveRows) curveRows.push(r);
+    }
+    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    await Promise.all([
+      topicMessages.length > 0
+        ? this.#producer.sendBatch({ acks: -1, topicMessages })
+        : Promise.resolve(),
+      insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars`, barRows),
+      insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.curves`, curveRows),
+    ]);
+  }
+
+  async #lost(p: AnyPartition): Promise<void> {
+    metrics.fencedWrites.inc();
+    this.#d.logger.warn("partition fenced: another owner holds it", {
+      topic: p.topic,
+      partition: p.partition,
+      epoch: p.epoch,
+    });
+    this.#partitions.delete(`${p.topic}:${p.partition}`);
+    await p.stop();
+  }
+
+  #updateActorGauges(): void {
+    const counts = { instrument: 0, curve: 0 };
+    for (const p of this.#partitions.values()) counts[p.kind] += p.liveActors;
+    metrics.liveActors.labels("instrument").set(counts.instrument);
+    metrics.liveActors.labels("curve").set(counts.curve);
+  }
+
+  /**
+   * Graceful stop: stop fetching, let the batches in progress finish, flush and commit
+   * everything, then leave the group so the partitions move at once.
+   */
+  async stop(): Promise<void> {
+    const assigned = this.#assignment;
+    const byTopic = new Map<string, number[]>();
+    for (const a of assigned) byTopic.set(a.topic, [...(byTopic.get(a.topic) ?? []), a.partition]);
+    try {
+      this.#consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
+    } catch {
+      // not running: nothing to pause
+    }
+    await Promise.all(this.partitions.map((p) => p.idle()));
+    this.#abort.abort();
+    await this.#flushLoop;
+    try {
+      await this.flush();
+    } catch (err) {
+      this.#d.logger.error("final flush failed; the next owner redoes the work", { err });
+    }
+    for (const p of this.partitions) await p.stop();
+    await this.#consumer.disconnect();
+    await this.#producer.disconnect();
+  }
+}

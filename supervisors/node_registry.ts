@@ -1,0 +1,64 @@
+/**
+ * Each node announces itself (id, HTTP address, owned partitions) in Redis under a key with
+ * a TTL, so any node can find a key's owner; a crashed node disappears when its TTL runs out.
+ */
+import type { Redis } from "../stores/redis.ts";
+import type { RedisKeys } from "../stores/redis_keys.ts";
+
+export interface NodeRecord {
+  node_id: string;
+  url: string;
+  partitions: { topic: string; partition: number }[];
+  updated_at_ms: number;
+}
+
+export class NodeRegistry {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+  readonly #ttlMs: number;
+
+  constructor(redis: Redis, keys: RedisKeys, options: { ttlMs?: number } = {}) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#ttlMs = options.ttlMs ?? 10_000;
+  }
+
+  async announce(record: NodeRecord): Promise<void> {
+    await this.#redis.set(
+      this.#keys.node(record.node_id),
+      JSON.stringify(record),
+      "PX",
+      this.#ttlMs,
+    );
+  }
+
+  async remove(nodeId: string): Promise<void> {
+    await this.#redis.del(this.#keys.node(nodeId));
+  }
+
+  async list(): Promise<NodeRecord[]> {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, found] = await this.#redis.scan(
+        cursor,
+        "MATCH",
+        this.#keys.nodePattern(),
+        "COUNT",
+        200,
+      );
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== "0");
+    if (keys.length === 0) return [];
+    const values = await this.#redis.mget(keys);
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeRecord);
+  }
+
+  /** The node that owns a topic partition, if any node announces it. */
+  async ownerOf(topic: string, partition: number): Promise<NodeRecord | undefined> {
+    return (await this.list()).find((n) =>
+      n.partitions.some((p) => p.topic === topic && p.partition === partition)
+    );
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The root of the supervisor tree: serves HTTP at once (so /health and /ready answer while
+ * stores come up), applies migrations and creates topics with retries, then starts the
+ * normalizer and actor consumers and keeps the node's registry entry fresh. Stops cleanly.
+ */
+import type { Config } from "../config/config.ts";
+import { createApp, type ReadinessReport } from "../http/app.ts";
+import { operatorRoutes } from "../http/operator_routes.ts";
+import { createLogger, type Logger, setLogLevel } from "../observability/logger.ts";
+import { registry } from "../observability/metrics.ts";
+import { ActorStore } from "../stores/actor_store.ts";
+import { createClickHouse } from "../stores/clickhouse.ts";
+import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
+import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
+import { createPostgres } from "../stores/postgres.ts";
+import { createRedis } from "../stores/redis.ts";
+import { redisKeys } from "../stores/redis_keys.ts";
+import { ActorConsumer } from "./actor_consumer.ts";
+import { startNormalizer } from "./normalizer_supervisor.ts";
+import { NodeRegistry } from "./node_registry.ts";
+
+export interface RunningNode {
+  nodeId: string;
+  port: number;
+  /** Resolves when the node has stopped (after stop() or a fatal escalation). */
+  finished: Promise<number>;
+  stop(): Promise<void>;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+export async function startNode(
+  config: Config,
+  options: { logger?: Logger } = {},
+): Promise<RunningNode> {
+  setLogLevel(config.DATA_PROC_LOG_LEVEL);
+  const nodeId = config.DATA_PROC_NODE_ID || `node-${Deno.hostname()}-${Deno.pid}`;
+  const logger = options.logger ?? createLogger("node", { node_id: nodeId });
+  const abort = new AbortController();
+  const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
+  const keys = redisKeys(config.DATA_PROC_REDIS_PREFIX, config.DATA_PROC_GROUP_ID);
+
+  const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, `254carbon-dp-${nodeId}`);
+  const admin = kafka.admin();
+  const redis = createRedis(config.DATA_PROC_REDIS_URL);
+  redis.on("error", () => {}); // surfaced through /ready; ioredis reconnects by itself
+  const sql = createPostgres(config.DATA_PROC_POSTGRES_DSN);
+  const clickhouse = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
+  const store = new ActorStore(redis, keys);
+  const nodes = new NodeRegistry(redis, keys);
+
+  let started = false;
+  let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
+  let actors: ActorConsumer | undefined;
+  let resolveFinished: (code: number) => void = () => {};
+  const finished = new Promise<number>((r) => (resolveFinished = r));
+
+  const readiness = async (): Promise<ReadinessReport> => {
+    const check = async (name: string, probe: () => Promise<unknown>) => {
+      try {
+        await withTimeout(probe(), 2000, name);
+        return [name, { ok: true }] as const;
+      } catch (err) {
+        return [name, { ok: false, error: (err as Error).message }] as const;
+      }
+    };
+    const parts: ReadinessReport["parts"] = Object.fromEntries(
+      await Promise.all([
+        check("kafka", async () => {
+          await admin.connect();
+          await admin.describeCluster();
+        }),
+        check("redis", () => redis.ping()),
+        check("postgres", () => sql`SELECT 1`),
+        check("clickhouse", async () => {
+          const r = await clickhouse.ping();
+          if (!r.success) throw r.error;
+        }),
+        check("startup", () => started ? Promise.resolve() : Promise.reject(new Error("starting"))),
+        check("kafka_group", () => {
+          const joined = (!config.DATA_PROC_ACTORS_ENABLED || actors?.ready) &&
+            (!config.DATA_PROC_NORMALIZER_ENABLED || normalizer?.isReady());
+          return joined
+            ? Promise.resolve()
+            : Promise.reject(new Error("consumer group not joined"));
+        }),
+      ]),
+    );
+    return { ready: Object.values(parts).every((p) => p.ok), parts };
+  };
+
+  const advertised = () =>
+    config.DATA_PROC_ADVERTISED_URL || `http://127.0.0.1:${server.addr.port}`;
+  const app = createApp({
+    logger: logger.child("http"),
+    registry,
+    readiness,
+    routes: [
+      operatorRoutes({
+        config,
+        logger: logger.child("http"),
+        nodeId,
+        store,
+        nodes,
+        sql,
+        actors: () => actors,
+        selfUrl: () => advertised(),
+      }),
+    ],
+  });
+  const server = Deno.serve({
+    port: config.DATA_PROC_HTTP_PORT,
+    hostname: "0.0.0.0",
+    signal: abort.signal,
+    onListen: () => {},
+  }, app.fetch);
+  logger.info("http listening", { port: server.addr.port });
+
+  const fatal = (err: unknown) => {
+    logger.error("fatal: escalated to the node", { err });
+    void stop(1);
+  };
+
+  // Startup with retries: stores may come up after the node.
+  const startup = (async () => {
+    for (let attempt = 1; !abort.signal.aborted; attempt++) {
+      try {
+        await migratePostgres(sql);
+        await migrateClickHouse(clickhouse, {
+          silver: config.DATA_PROC_CLICKHOUSE_SILVER_DB,
+          gold: config.DATA_PROC_CLICKHOUSE_GOLD_DB,
+        });
+        await admin.connect();
+        await ensureTopics(admin, topics, config.DATA_PROC_NORMALIZED_PARTITIONS);
+        break;
+      } catch (err) {
+        logger.warn("startup step failed; retrying", { attempt, err });
+        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), abort.signal);
+      }
+    }
+    if (abort.signal.aborted) return;
+    if (config.DATA_PROC_NORMALIZER_ENABLED) {
+      normalizer = await startNormalizer({
+        config,
+        kafka,
+        clickhouse,
+        sql,
+        logger: logger.child("normalizer"),
+        signal: abort.signal,
+      });
+    }
+    if (config.DATA_PROC_ACTORS_ENABLED) {
+      actors = new ActorConsumer({
+        config,
+        kafka,
+        clickhouse,
+        store,
+        logger: logger.child("actors"),
+        onFatal: fatal,
+      });
+      await actors.start();
+    }
+    started = true;
+    logger.info("node started", { normalizer: !!normalizer, actors: !!actors });
+  })().catch((err) => fatal(err));
+
+  const announce = (async () => {
+    while (!abort.signal.aborted) {
+      try {
+        await nodes.announce({
+          node_id: nodeId,
+          url: advertised(),
+          partitions: actors?.assignment() ?? [],
+          updated_at_ms: Date.now(),
+        });
+      } catch {
+        // Redis down: /ready says so; the entry expires and is written again when it is back.
+      }
+      await sleep(2000, abort.signal);
+    }
+  })();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (code = 0): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info("stopping");
+      abort.abort();
+      await startup;
+      await announce;
+      await actors?.stop().catch((err) => logger.error("actor consumer stop failed", { err }));
+      await normalizer?.stop().catch((err) => logger.error("normalizer stop failed", { err }));
+      await nodes.remove(nodeId).catch(() => {});
+      await server.shutdown();
+      await admin.disconnect().catch(() => {});
+      await clickhouse.close();
+      await sql.end({ timeout: 5 });
+      redis.disconnect();
+      logger.info("stopped");
+      resolveFinished(code);
+    })();
+    return stopping;
+  };
+
+  return { nodeId, port: server.addr.port, finished, stop: () => stop(0) };
+}

@@ -1,0 +1,351 @@
+/**
+ * One owned partition of a normalized topic: its key actors (spawned, revived from
+ * snapshots, passivated), the offset it has processed, and the writes its next flush owes.
+ * A crashing actor is rebuilt from its snapshot and its unflushed events; an event that
+ * crashes it every time is a poison event and goes to the DLQ.
+ */
+import type { KafkaMessage } from "kafkajs";
+import type { z } from "zod";
+import type { ActorOutputs, KeyedEvent, KindAdapter } from "../actors/actor_kinds.ts";
+import { ActorCrashedError, KeyActor, type PersistedActor } from "../actors/key_actor.ts";
+import { buildDlqRecord, type DlqRecord } from "../messages/dlq_record.ts";
+import { decodeJson } from "../messages/decode.ts";
+import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
+import type { ActorStore } from "../stores/actor_store.ts";
+import { RestartIntensity } from "./restart_policy.ts";
+
+export interface PartitionOptions<T> {
+  topic: string;
+  partition: number;
+  epoch: number;
+  adapter: KindAdapter<T>;
+  schema: z.ZodType<T>;
+  keyOf: (value: T) => string;
+  store: ActorStore;
+  historySize: number;
+  now: () => number;
+  logger: Logger;
+  /** Attempts for an event that makes its machine throw before it goes to the DLQ. */
+  poisonRetries?: number;
+}
+
+/** What one flush of this partition writes, captured at one instant. */
+export interface PartitionFlushPlan {
+  topic: string;
+  partition: number;
+  epoch: number;
+  /** Offset to commit after every sink acknowledged (last processed + 1), or null. */
+  commitOffset: number | null;
+  outputs: ActorOutputs;
+  snapshots: { key: string; value: string }[];
+  dlq: DlqRecord[];
+  flushedKeys: string[];
+}
+
+/** The partition can no longer be trusted to continue; its parent must restart it. */
+export class PartitionEscalation extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "PartitionEscalation";
+  }
+}
+
+const STAGE = "aggregate";
+
+export class PartitionSupervisor<T> {
+  readonly topic: string;
+  readonly partition: number;
+  readonly epoch: number;
+  readonly #o: PartitionOptions<T>;
+  readonly #actors = new Map<string, KeyActor<T>>();
+  /** Passivated keys that still owe a quiet close, with the wall-clock time it is due. */
+  readonly #wakeups = new Map<string, number>();
+  readonly #restarts = new RestartIntensity({ maxRestarts: 10, windowMs: 60_000 });
+  #dlq: DlqRecord[] = [];
+  #processedOffset = -1;
+  #flushedOffset = -1;
+  #alive = true;
+  /** Resolves once the batch in progress is done (revoke waits for it). */
+  #inFlight: Promise<void> = Promise.resolve();
+
+  constructor(options: PartitionOptions<T>) {
+    this.#o = options;
+    this.topic = options.topic;
+    this.partition = options.partition;
+    this.epoch = options.epoch;
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  get liveActors(): number {
+    return this.#actors.size;
+  }
+
+  get processedOffset(): number {
+    return this.#processedOffset;
+  }
+
+  get kind() {
+    return this.#o.adapter.kind;
+  }
+
+  actor(key: string): KeyActor<T> | undefined {
+    return this.#actors.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#actors.keys();
+  }
+
+  /** Applies one fetched batch, in offset order. */
+  handle(messages: readonly KafkaMessage[]): Promise<void> {
+    const run = this.#inFlight.then(() => this.#handle(messages));
+    this.#inFlight = run.catch(() => {});
+    return run;
+  }
+
+  async #handle(messages: readonly KafkaMessage[]): Promise<void> {
+    if (!this.#alive || messages.length === 0) return;
+    const now = this.#o.now();
+    const byKey = new Map<string, KeyedEvent<T>[]>();
+    const raw = new Map<number, KafkaMessage>();
+    for (const m of messages) {
+      const offset = Number(m.offset);
+      const decoded = decodeJson(this.#o.schema, m.value);
+      if (!decoded.ok) {
+        this.#toDlq(m, "invalid_payload", decoded.message, now);
+        continue;
+      }
+      raw.set(offset, m);
+      const key = this.#o.keyOf(decoded.value);
+      const event = { offset, appendTimeMs: Number(m.timestamp), value: decoded.value };
+      const list = byKey.get(key);
+      if (list) list.push(event);
+      else byKey.set(key, [event]);
+    }
+    await this.#revive([...byKey.keys()].filter((k) => !this.#actors.has(k)), now);
+    if (!this.#alive) return;
+
+    const latency = metrics.processingLatency.labels(STAGE);
+    let applied = 0;
+    for (const [key, events] of byKey) {
+      const actor = this.#actors.get(key)!;
+      let queued = 0;
+      for (const e of events) if (actor.enqueue(e)) queued++;
+      if (queued === 0) continue;
+      try {
+        this.#reportRejections(actor.drain(now), raw, now);
+      } catch (err) {
+        if (!(err instanceof ActorCrashedError)) throw err;
+        await this.#recover(key, err.batch as KeyedEvent<T>[], raw, now);
+      }
+      applied += queued;
+    }
+    const done = this.#o.now();
+    for (const events of byKey.values()) {
+      for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
+    }
+    metrics.events.labels(STAGE, "applied").inc(applied);
+    this.#processedOffset = Number(messages[messages.length - 1]!.offset);
+  }
+
+  async #revive(keys: string[], now: number): Promise<void> {
+    if (keys.length === 0) return;
+    const persisted = await this.#o.store.load(this.kind, keys);
+    for (const key of keys) this.#spawn(key, persisted.get(key), now);
+  }
+
+  #spawn(key: string, persisted: PersistedActor | undefined, now: number): KeyActor<T> {
+    const actor = new KeyActor(this.#o.adapter, key, this.partition, {
+      historySize: this.#o.historySize,
+      nowMs: now,
+      ...(persisted ? { persisted } : {}),
+    });
+    this.#actors.set(key, actor);
+    this.#wakeups.delete(key);
+    return actor;
+  }
+
+  #reportRejections(
+    rejected: { event: KeyedEvent<T>; reason: "late_event"; message: string }[],
+    raw: Map<number, KafkaMessage>,
+    now: number,
+  ): void {
+    for (const r of rejected) {
+      metrics.lateEvents.inc();
+      const m = raw.get(r.event.offset);
+      if (m) this.#toDlq(m, r.reason, r.message, now);
+    }
+  }
+
+  /**
+   * Rebuilds a crashed actor from its stored snapshot plus its unflushed events, then
+   * applies the failed batch one event at a time; an event that still crashes after the
+   * retries goes to the DLQ as `poison_event`. Too many crashes escalate to the partition.
+   */
+  async #recover(
+    key: string,
+    batch: KeyedEvent<T>[],
+    raw: Map<number, KafkaMessage>,
+    now: number,
+  ): Promise<void> {
+    const crashed = this.#actors.get(key)!;
+    const replayLog = [...crashed.unflushed];
+    const restarts = crashed.restarts + 1;
+    crashed.stop();
+    metrics.actorRestarts.labels("actor").inc();
+    if (!this.#restarts.record(now)) {
+      throw new PartitionEscalation(`actor restarts in ${this.topic}[${this.partition}] exceeded`);
+    }
+    this.#o.logger.warn("actor crashed; rebuilding", { key, partition: this.partition, restarts });
+    const stored = (await this.#o.store.load(this.kind, [key])).get(key);
+    const retries = this.#o.poisonRetries ?? 3;
+    const accepted: KeyedEvent<T>[] = [];
+    for (const event of batch) {
+      let ok = false;
+      for (let attempt = 1; attempt <= retries && !ok; attempt++) {
+        const actor = this.#spawn(key, stored, now);
+        actor.restarts = restarts;
+        try {
+          for (const e of [...replayLog, ...accepted]) actor.enqueue(e);
+          actor.drain(now);
+          actor.enqueue(event);
+          this.#reportRejections(actor.drain(now), raw, now);
+          ok = true;
+        } catch (err) {
+          if (!(err instanceof ActorCrashedError)) throw err;
+          actor.stop();
+        }
+      }
+      if (ok) accepted.push(event);
+      else {
+        const m = raw.get(event.offset);
+        this.#o.logger.error("poison event sent to the DLQ", { key, offset: event.offset });
+        if (m) this.#toDlq(m, "poison_event", `machine threw ${retries} times`, now);
+      }
+    }
+    // Rebuild once more from the events that applied cleanly: the actor left in the map
+    // by the last attempt may be a stopped, crashed one.
+    this.#actors.get(key)?.stop();
+    const actor = this.#spawn(key, stored, now);
+    actor.restarts = restarts;
+    for (const e of [...replayLog, ...accepted]) actor.enqueue(e);
+    actor.drain(now);
+  }
+
+  #toDlq(
+    m: KafkaMessage,
+    reason: DlqRecord["reason"],
+    message: string,
+    now: number,
+  ): void {
+    metrics.dlq.labels(STAGE, reason).inc();
+    this.#dlq.push(buildDlqRecord(
+      {
+        topic: this.topic,
+        partition: this.partition,
+        offset: m.offset,
+        key: m.key,
+        value: m.value,
+      },
+      { stage: STAGE, reason, message, nowMs: now },
+    ));
+  }
+
+  /** Delivers the wall clock to actors whose quiet close is due (reviving passivated ones). */
+  async tick(now: number): Promise<void> {
+    const due = [...this.#wakeups].filter(([, at]) => at <= now).map(([k]) => k);
+    if (due.length > 0) await this.#revive(due, now);
+    for (const actor of this.#actors.values()) {
+      const at = actor.wakeAt();
+      if (at !== null && at <= now) actor.tick(now);
+    }
+  }
+
+  /**
+   * Captures what the next flush writes: every dirty actor's changes and snapshot, the DLQ
+   * records owed, and the offset that becomes committable once all of it is acknowledged.
+   */
+  plan(): PartitionFlushPlan {
+    const now = this.#o.now();
+    const outputs: ActorOutputs = { projections: [], barRows: [], curveRows: [], messages: [] };
+    const snapshots: { key: string; value: string }[] = [];
+    const flushedKeys: string[] = [];
+    for (const actor of this.#actors.values()) {
+      if (!actor.dirty) continue;
+      const out = actor.collect();
+      outputs.projections.push(...out.projections);
+      outputs.barRows.push(...out.barRows);
+      outputs.curveRows.push(...out.curveRows);
+      outputs.messages.push(...out.messages);
+      snapshots.push({
+        key: this.#o.store.snapshotKey(this.kind, actor.key),
+        value: JSON.stringify(actor.persist(now)),
+      });
+      actor.dirty = false;
+      flushedKeys.push(actor.key);
+    }
+    const dlq = this.#dlq;
+    this.#dlq = [];
+    const commitOffset = this.#processedOffset > this.#flushedOffset
+      ? this.#processedOffset + 1
+      : null;
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      epoch: this.epoch,
+      commitOffset,
+      outputs,
+      snapshots,
+      dlq,
+      flushedKeys,
+    };
+  }
+
+  /** Records that a plan reached every sink and its offset was committed. */
+  flushed(plan: PartitionFlushPlan): void {
+    if (plan.commitOffset !== null) this.#flushedOffset = plan.commitOffset - 1;
+  }
+
+  /**
+   * Frees flushed actors idle for `idleMs`, then the least recently active ones while more
+   * than `maxLive` are live. Their state is already in their stored snapshot.
+   */
+  passivate(options: { idleMs: number; maxLive: number; now: number }): number {
+    const candidates = [...this.#actors.values()].filter((a) => !a.dirty && a.mailboxDepth === 0);
+    candidates.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
+    let freed = 0;
+    for (const actor of candidates) {
+      const idle = options.now - actor.lastActiveMs >= options.idleMs;
+      if (!idle && this.#actors.size <= options.maxLive) break;
+      const wake = actor.wakeAt();
+      if (wake !== null) this.#wakeups.set(actor.key, wake);
+      actor.stop();
+      this.#actors.delete(actor.key);
+      freed++;
+    }
+    if (freed > 0) metrics.passivations.labels(this.kind).inc(freed);
+    return freed;
+  }
+
+  /** Stops every actor without flushing (the partition was lost or is being restarted). */
+  async stop(): Promise<void> {
+    this.#alive = false;
+    await this.#inFlight;
+    for (const actor of this.#actors.values()) actor.stop();
+    this.#actors.clear();
+    this.#wakeups.clear();
+  }
+
+  /** Waits for the batch in progress, if any. */
+  async idle(): Promise<void> {
+    await this.#inFlight;
+  }
+
+  get passivatedWithWakeups(): number {
+    return this.#wakeups.size;
+  }
+}
