@@ -229,8 +229,6 @@ async function checkKind(
       gold_version: expected.goldVersion,
     });
   }
-  const order = (f: ProjectionFinding) => f.key;
-  findings.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   return { checked: Math.max(stored.size, spec.expected.size), findings };
 }
 
@@ -314,6 +312,7 @@ async function main(args: string[]): Promise<number> {
       checked[kind] = result.checked;
       findings.push(...result.findings);
     }
+    findings.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const problems = findings.filter((f) => f.problem !== "ahead");
     const toRepair = options.dryRun
       ? []
