@@ -29,7 +29,7 @@ export function parseFlags(args: readonly string[], flags: FlagSpec): FlagValues
       strict: true,
       allowPositionals: false,
     });
-    return values as FlagValues;
+    return { ...values } as FlagValues;
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
