@@ -11,6 +11,7 @@ import { createKafka, ensureTopics, topicNames, type Topics } from "../stores/ka
 import { createPostgres, type Sql } from "../stores/postgres.ts";
 import { createNormalizedProducer } from "../supervisors/normalization_pipeline.ts";
 import { type NormalizerHandle, startNormalizer } from "../supervisors/normalizer_supervisor.ts";
+import { bronzeSamples, type SampleOptions } from "../tools/bronze_samples.ts";
 import type { TestEnv } from "./support.ts";
 
 export interface Harness {
@@ -186,4 +187,26 @@ export async function committedCount(kafka: Kafka, groupId: string, topic: strin
   } finally {
     await admin.disconnect();
   }
+}
+
+/** What the normalizer must produce for a sample set: every record accounted for. */
+export function expectedFor(options: SampleOptions) {
+  const uniqueTicks = new Set<string>();
+  const uniqueCurves = new Set<string>();
+  const dlq: Record<string, number> = {};
+  let ok = 0;
+  let ticksIn = 0;
+  let curvesIn = 0;
+  for (const s of bronzeSamples(options)) {
+    if (s.kind === "tick") ticksIn += 1;
+    else curvesIn += 1;
+    if (s.expected !== "ok") {
+      dlq[s.expected] = (dlq[s.expected] ?? 0) + 1;
+      continue;
+    }
+    ok += 1;
+    const id = (JSON.parse(new TextDecoder().decode(s.value)) as { event_id: string }).event_id;
+    (s.kind === "tick" ? uniqueTicks : uniqueCurves).add(id);
+  }
+  return { ok, ticksIn, curvesIn, uniqueTicks, uniqueCurves, dlq };
 }
