@@ -285,6 +285,11 @@ Deno.test("reconcile passes on clean data, finds corrupted, extra and missing go
           { port: 0, hostname: "127.0.0.1", onListen: () => {} },
           async (req) => {
             const url = new URL(req.url);
+            if (req.headers.get("authorization") !== "Bearer test-admin-token") {
+              return Response.json({ error: { code: "unauthorized", message: "bad token" } }, {
+                status: 401,
+              });
+            }
             if (req.method === "POST" && url.pathname === "/replay") {
               const body = await req.json();
               requests.push({ auth: req.headers.get("authorization"), body });
@@ -308,6 +313,24 @@ Deno.test("reconcile passes on clean data, finds corrupted, extra and missing go
             "--json",
           ]);
           expectCode(run, 1);
+          const wrongToken = await runTool(env, "reconcile.ts", [
+            "--instrument-prefix",
+            "RC.C",
+            "--repair",
+            "--node-url",
+            `http://127.0.0.1:${server.addr.port}`,
+            "--token",
+            "wrong",
+            "--requested-by",
+            "oncall",
+            "--verify-timeout",
+            "1s",
+            "--json",
+          ]);
+          expectCode(wrongToken, 1);
+          assert.deepEqual(wrongToken.json.repairs.map((r: { status: string }) => r.status), [
+            "refused",
+          ]);
           assert.deepEqual(
             run.json.repairs.map((r: Record<string, unknown>) => [r.instrument_id, r.status]),
             [["RC.A", "done"], ["RC.B", "done"], ["RC.C", "done"]],
@@ -332,7 +355,7 @@ Deno.test("reconcile passes on clean data, finds corrupted, extra and missing go
         try {
           const rows = await sql<{ actor: string; target: { key: string }; outcome: string }[]>`
           SELECT actor, target, outcome FROM audit_log
-          WHERE action = 'reconcile.repair' ORDER BY id`;
+          WHERE action = 'reconcile.repair' AND actor = 'reconcile' ORDER BY id`;
           assert.deepEqual(
             rows.map((r) => [r.actor, r.target.key, r.outcome]),
             [["reconcile", "RC.A", "done"], ["reconcile", "RC.B", "done"], [
@@ -341,9 +364,45 @@ Deno.test("reconcile passes on clean data, finds corrupted, extra and missing go
               "done",
             ]],
           );
+          const refused = await sql<{ outcome: string; details: { http_status: number } }[]>`
+          SELECT outcome, details FROM audit_log
+          WHERE action = 'reconcile.repair' AND actor = 'oncall' ORDER BY id`;
+          assert.deepEqual(refused.map((r) => [r.outcome, r.details.http_status]), [[
+            "refused",
+            401,
+          ]]);
         } finally {
           await sql.end();
         }
+      },
+    );
+
+    await t.step(
+      "a bar with an event that reached silver after close is flagged as likely late",
+      async () => {
+        await insertRows(ch, silver, [
+          tickRow({
+            event_id: "l1",
+            instrument_id: "RC.L",
+            event_time_ms: base + 30 * MINUTE,
+            ingest_time_ms: base + 90 * MINUTE,
+            price: 1,
+            size: 1,
+          }),
+        ]);
+        const run = await runTool(env, "reconcile.ts", ["--instrument-prefix", "RC.L", "--json"]);
+        expectCode(run, 1);
+        assert.deepEqual(
+          run.json.mismatches.map((
+            m: { kind: string; silver: { arrived_after_close: number } },
+          ) => [
+            m.kind,
+            m.silver.arrived_after_close,
+          ]),
+          [["missing_in_gold", 1], ["missing_in_gold", 1]],
+        );
+        const text = await runTool(env, "reconcile.ts", ["--instrument-prefix", "RC.L"]);
+        assert.match(text.stdout, /likely late_event/);
       },
     );
   } finally {
