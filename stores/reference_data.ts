@@ -26,7 +26,10 @@ export interface ReferenceDataOptions {
 export interface ReferenceData extends ReferenceLookup {
   /** Checks the fingerprint now and reloads if it changed; true when the view changed. */
   refresh(options?: { force?: boolean }): Promise<boolean>;
-  /** Like `refresh()`, at most once per `missRefreshMinIntervalMs`; false when skipped. */
+  /**
+   * Like `refresh()`, at most once per `missRefreshMinIntervalMs`; false when skipped or
+   * when PostgreSQL cannot be read (never throws).
+   */
   refreshAfterMiss(): Promise<boolean>;
   /** Sizes of the current view. */
   size(): { instruments: number; curves: number };
@@ -124,7 +127,16 @@ export async function createReferenceData(
       const now = Date.now();
       if (now - lastMissRefresh < missInterval) return false;
       lastMissRefresh = now;
-      return await refresh();
+      try {
+        return await refresh();
+      } catch (err) {
+        // Best effort: a PostgreSQL outage must not stall normalization; the cached view
+        // decides (misses go to the DLQ, from where they can be reprocessed).
+        logger.warn("reference data refresh after a miss failed; using the cached view", {
+          error: err,
+        });
+        return false;
+      }
     },
     size: () => ({ instruments: view.instruments.size, curves: view.curves.size }),
     close,
