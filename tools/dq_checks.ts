@@ -131,17 +131,17 @@ export async function findSpikes(
          m + (d1 - (price - m)) / (n - 1) AS others_mean,
          sqrt(greatest((d2 - (price - m) * (price - m)) / (n - 1)
            - ((d1 - (price - m)) / (n - 1)) * ((d1 - (price - m)) / (n - 1)), 0)) AS others_std
-       FROM ${ticks}
+       FROM ${ticks} AS tick
        ANY INNER JOIN (
          SELECT instrument_id, n, m, sum(price - m) AS d1, sum((price - m) * (price - m)) AS d2
-         FROM ${ticks}
+         FROM ${ticks} AS tick_in
          ANY INNER JOIN (
-           SELECT instrument_id, count() AS n, avg(price) AS m FROM ${ticks}
+           SELECT instrument_id, count() AS n, avg(price) AS m FROM ${ticks} AS tick_all
            GROUP BY instrument_id
            HAVING n >= ${sqlNumber(Math.max(2, o.minSamples))}
-         ) USING instrument_id
+         ) AS mean_by_instrument USING instrument_id
          GROUP BY instrument_id, n, m
-       ) USING instrument_id
+       ) AS moments USING instrument_id
      )
      WHERE z > ${sqlNumber(o.sigma)}
      ORDER BY z DESC, instrument_id, event_id
