@@ -1,0 +1,428 @@
+import assert from "node:assert/strict";
+import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import { barDifferences, barKey, expectedInstruments } from "../tests/expected.ts";
+import {
+  applyTicks,
+  type BarState,
+  barVersion,
+  barVwap,
+  closeQuiet,
+  initialInstrumentContext,
+  type InstrumentContext,
+  type InstrumentParams,
+  latestVersion,
+  nextQuietCloseAt,
+  quietCloseDue,
+  takeChanges,
+} from "./instrument_aggregate.ts";
+
+const SEC = 1_000;
+const MIN = 60_000;
+const HOUR = 3_600_000;
+/** 2027-01-15T10:00:00Z: aligned to the minute and the hour. */
+const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
+const LATENESS = 5 * SEC;
+const IDLE = 30 * SEC;
+const PARAMS: InstrumentParams = {
+  windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: HOUR }],
+  allowedLatenessMs: LATENESS,
+  idleCloseMs: IDLE,
+};
+const ID = "INST-0001";
+
+function tick(event_id: string, event_time_ms: number, price: number, size = 1): NormalizedTick {
+  return {
+    event_id,
+    instrument_id: ID,
+    event_time_ms,
+    price,
+    size,
+    source: "eex",
+    symbol: "DEBY",
+    commodity: "power",
+    region: "DE",
+    currency: "EUR",
+    unit: "MWh",
+    ingest_time_ms: 0,
+  };
+}
+
+function fresh(versionBase = 0): InstrumentContext {
+  return initialInstrumentContext(ID, PARAMS, versionBase);
+}
+
+function feed(ctx: InstrumentContext, ticks: readonly NormalizedTick[], receivedAtMs = 0): void {
+  applyTicks(ctx, ticks.map((t) => ({ tick: t, receivedAtMs })));
+}
+
+function barAt(ctx: InstrumentContext, resolution: string, start: number): BarState {
+  const bar = ctx.bars[resolution]?.find((b) => b.start_ms === start);
+  if (bar === undefined) {
+    const starts = ctx.bars[resolution]?.map((b) => b.start_ms);
+    throw new Error(`no ${resolution} bar at ${start}; bars start at ${starts}`);
+  }
+  return bar;
+}
+
+function ohlc(bar: BarState) {
+  return {
+    start_ms: bar.start_ms,
+    end_ms: bar.end_ms,
+    open: bar.open,
+    high: bar.high,
+    low: bar.low,
+    close: bar.close,
+    volume: bar.volume,
+    vwap: barVwap(bar),
+    count: bar.count,
+  };
+}
+
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest])
+  );
+}
+
+Deno.test("a tick exactly at a window's start and one at end - 1 ms share a bar; one at end opens the next", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0, 1), tick("b", T0 + MIN - 1, 2), tick("c", T0 + MIN, 3)]);
+  const first = barAt(ctx, "1m", T0);
+  assert.equal(first.end_ms, T0 + MIN);
+  assert.equal(first.count, 2);
+  assert.equal(first.open, 1);
+  assert.equal(first.close, 2);
+  const second = barAt(ctx, "1m", T0 + MIN);
+  assert.equal(second.count, 1);
+  assert.equal(second.open, 3);
+  assert.equal(ctx.bars["1h"]!.length, 1);
+  assert.equal(barAt(ctx, "1h", T0).count, 3);
+  assert.equal(barAt(ctx, "1h", T0).end_ms, T0 + HOUR);
+});
+
+Deno.test("bars are aligned to the UTC epoch, not to the first event", () => {
+  const ctx = fresh();
+  const t = T0 + 25 * MIN + 37_123; // 10:25:37.123Z
+  feed(ctx, [tick("a", t, 1)]);
+  assert.deepEqual(ctx.bars["1m"]!.map((b) => [b.start_ms, b.end_ms]), [[
+    T0 + 25 * MIN,
+    T0 + 26 * MIN,
+  ]]);
+  assert.deepEqual(ctx.bars["1h"]!.map((b) => [b.start_ms, b.end_ms]), [[T0, T0 + HOUR]]);
+});
+
+Deno.test("event times before the epoch floor to the window below, and 0 starts a window", () => {
+  const ctx = initialInstrumentContext(ID, { ...PARAMS, allowedLatenessMs: HOUR });
+  feed(ctx, [tick("a", -1, 1), tick("b", 0, 2), tick("c", -MIN, 3)]);
+  assert.deepEqual(ctx.bars["1m"]!.map((b) => [b.start_ms, b.count]), [[-MIN, 2], [0, 1]]);
+  assert.deepEqual(ctx.bars["1h"]!.map((b) => [b.start_ms, b.count]), [[-HOUR, 2], [0, 1]]);
+});
+
+Deno.test("negative prices give the right open, high, low, close and vwap", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, -10, 1), tick("b", T0 + 2, -30, 3), tick("c", T0 + 3, -0.5, 1)]);
+  const bar = barAt(ctx, "1m", T0);
+  assert.equal(bar.open, -10);
+  assert.equal(bar.high, -0.5);
+  assert.equal(bar.low, -30);
+  assert.equal(bar.close, -0.5);
+  assert.equal(barVwap(bar), (-10 - 90 - 0.5) / 5);
+  assert.equal(ctx.latest?.price, -0.5);
+});
+
+Deno.test("open and close follow (event time, event_id) in every arrival order", () => {
+  const params = { ...PARAMS, allowedLatenessMs: HOUR };
+  // Equal times with different ids: (T0+10, "a") opens, (T0+30, "c") closes.
+  const ticks = [
+    tick("b", T0 + 20 * SEC, 2),
+    tick("z", T0 + 10 * SEC, 1),
+    tick("a", T0 + 10 * SEC, 0.5),
+    tick("c", T0 + 30 * SEC, 9),
+    tick("a2", T0 + 30 * SEC, 8),
+  ];
+  const orders = permutations(ticks);
+  assert.equal(orders.length, 120);
+  for (const order of orders) {
+    const ctx = initialInstrumentContext(ID, params);
+    feed(ctx, order);
+    const bar = barAt(ctx, "1m", T0);
+    const arrival = order.map((t) => t.event_id).join(",");
+    assert.deepEqual(
+      [bar.open, bar.close, bar.high, bar.low, bar.count],
+      [0.5, 9, 9, 0.5, 5],
+      arrival,
+    );
+    assert.deepEqual([bar.open_id, bar.close_id], ["a", "c"], arrival);
+    assert.equal(ctx.latest?.event_id, "c", arrival);
+    const expected = expectedInstruments(order, params).bars.get(barKey(ID, "1m", T0))!;
+    assert.deepEqual(barDifferences(ohlc(bar), expected), [], arrival);
+  }
+});
+
+Deno.test("vwap is sum(price x size) / volume, volume sums sizes and count counts events", () => {
+  const ctx = fresh();
+  const ticks = [tick("a", T0 + 1, 10, 2), tick("b", T0 + 2, 20, 3), tick("c", T0 + 3, -5, 5)];
+  feed(ctx, ticks);
+  const bar = barAt(ctx, "1m", T0);
+  assert.equal(bar.volume, 10);
+  assert.equal(bar.count, 3);
+  assert.equal(barVwap(bar), 5.5); // (20 + 60 - 25) / 10
+  // The oracle computes the same hand-checked numbers.
+  const expected = expectedInstruments(ticks, PARAMS).bars.get(barKey(ID, "1m", T0))!;
+  assert.deepEqual(
+    [expected.open, expected.high, expected.low, expected.close, expected.volume, expected.vwap],
+    [10, 20, -5, -5, 10, 5.5],
+  );
+  assert.equal(expected.count, 3);
+});
+
+Deno.test("a redelivered event_id is counted once, even in the same batch or with other content", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 10, 2), tick("a", T0 + 1, 10, 2)]);
+  feed(ctx, [tick("a", T0 + 2, 99, 50), tick("b", T0 + 3, 11, 1)]);
+  const bar = barAt(ctx, "1m", T0);
+  assert.deepEqual([bar.count, bar.volume, bar.high, bar.close], [2, 3, 11, 11]);
+  assert.equal(ctx.applied, 2);
+  assert.equal(ctx.duplicates, 2);
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(latestVersion(ctx), 2);
+});
+
+Deno.test("an event at clock - lateness is counted; one a millisecond older is rejected as late_event and changes nothing", () => {
+  const ctx = fresh();
+  const clock = T0 + 30 * SEC;
+  feed(ctx, [tick("a", clock, 1)]);
+  feed(ctx, [tick("edge", clock - LATENESS, 2)]);
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(barAt(ctx, "1m", T0).count, 2);
+  takeChanges(ctx);
+
+  const applied = ctx.applied;
+  feed(ctx, [tick("ok", clock + 1, 3), tick("late", clock + 1 - LATENESS - 1, 4)]);
+  assert.equal(ctx.rejected.length, 1);
+  assert.equal(ctx.rejected[0]!.index, 1);
+  assert.equal(ctx.rejected[0]!.reason, "late_event");
+  assert.equal(ctx.applied, applied + 1);
+  // Only "ok" changed anything: the bar has 3 events and "late" is not among them.
+  assert.equal(barAt(ctx, "1m", T0).count, 3);
+  assert.equal(barAt(ctx, "1m", T0).low, 1);
+
+  // A batch of nothing but a late event leaves the state exactly as it was.
+  takeChanges(ctx);
+  const snapshot = JSON.stringify(ctx);
+  feed(ctx, [tick("late2", T0, 5)]);
+  assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "late_event"]]);
+  assert.deepEqual({ ...JSON.parse(JSON.stringify(ctx)), rejected: [] }, {
+    ...JSON.parse(snapshot),
+    rejected: [],
+  });
+});
+
+Deno.test("a late event redelivered is rejected again and never counted", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 30 * SEC, 1)]);
+  feed(ctx, [tick("late", T0, 2)]);
+  feed(ctx, [tick("late", T0, 2)]);
+  assert.equal(ctx.rejected.length, 1);
+  assert.equal(ctx.applied, 1);
+});
+
+Deno.test("a bar becomes final when the instrument clock reaches end + lateness, not a millisecond before", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)]);
+  feed(ctx, [tick("b", T0 + MIN + LATENESS - 1, 1)]);
+  assert.equal(barAt(ctx, "1m", T0).final, false);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 2);
+  takeChanges(ctx);
+  feed(ctx, [tick("c", T0 + MIN + LATENESS, 1)]);
+  const bar = barAt(ctx, "1m", T0);
+  assert.equal(bar.final, true);
+  assert.equal(barVersion(ctx, bar), 3);
+  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
+  assert.equal(barAt(ctx, "1m", T0 + MIN).final, false);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+});
+
+Deno.test("a correction within lateness re-emits a final bar with a higher version and it stays final", () => {
+  const ctx = fresh();
+  const wall = T0 + 20 * SEC;
+  feed(ctx, [tick("a", T0 + 10 * SEC, 10, 1)], wall);
+  takeChanges(ctx);
+  // Quiet close by wall clock: the bar is final although the clock is still inside it.
+  assert.equal(nextQuietCloseAt(ctx), T0 + MIN + LATENESS);
+  closeQuiet(ctx, T0 + MIN + LATENESS);
+  const bar = barAt(ctx, "1m", T0);
+  assert.equal(bar.final, true);
+  const finalVersion = barVersion(ctx, bar);
+  assert.deepEqual(takeChanges(ctx).bars, [`1m|${T0}`]);
+
+  // The clock is T0+10s: an event at T0+6s is within the lateness and corrects the bar.
+  feed(ctx, [tick("b", T0 + 6 * SEC, 20, 3)], T0 + MIN + 2 * LATENESS);
+  assert.equal(ctx.rejected.length, 0);
+  const corrected = barAt(ctx, "1m", T0);
+  assert.equal(corrected.final, true);
+  assert.ok(barVersion(ctx, corrected) > finalVersion);
+  assert.deepEqual(
+    [corrected.open, corrected.close, corrected.count, corrected.volume, barVwap(corrected)],
+    [20, 10, 2, 4, 17.5],
+  );
+  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
+
+  // One older than clock - lateness is not a correction but a late_event.
+  feed(ctx, [tick("c", T0 + 5 * SEC - 1, 30)], T0 + MIN + 3 * LATENESS);
+  assert.equal(ctx.rejected.length, 1);
+  assert.equal(barAt(ctx, "1m", T0).count, 2);
+});
+
+Deno.test("latest is the counted event with the greatest (event time, event_id), not the last to arrive", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("m", T0 + 5, 1, 1)]);
+  feed(ctx, [tick("a", T0 + 5, 2, 2), tick("x", T0 + 4, 3, 3)]);
+  assert.deepEqual(ctx.latest, { price: 1, size: 1, event_time_ms: T0 + 5, event_id: "m" });
+  feed(ctx, [tick("z", T0 + 5, 4, 4)]);
+  assert.deepEqual(ctx.latest, { price: 4, size: 4, event_time_ms: T0 + 5, event_id: "z" });
+});
+
+Deno.test("quiet close waits for idleCloseMs of wall clock and for the wall clock to pass end + lateness", () => {
+  const ctx = fresh();
+  assert.equal(nextQuietCloseAt(ctx), null);
+  const wall = T0 + 50 * SEC;
+  feed(ctx, [tick("a", T0 + 40 * SEC, 1)], wall);
+  // The idle time is the later condition here: wall + 30 s > 1m end + 5 s.
+  assert.equal(nextQuietCloseAt(ctx), wall + IDLE);
+  assert.equal(quietCloseDue(ctx, wall + IDLE - 1), false);
+  assert.equal(quietCloseDue(ctx, wall + IDLE), true);
+  closeQuiet(ctx, wall + IDLE);
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  // Now the 1h bar's end + lateness is the later condition.
+  assert.equal(nextQuietCloseAt(ctx), T0 + HOUR + LATENESS);
+  assert.equal(quietCloseDue(ctx, T0 + HOUR + LATENESS - 1), false);
+  closeQuiet(ctx, T0 + HOUR + LATENESS);
+  assert.equal(barAt(ctx, "1h", T0).final, true);
+  assert.equal(nextQuietCloseAt(ctx), null);
+});
+
+Deno.test("a new event restarts the idle time for quiet close", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)], T0 + 2 * MIN);
+  assert.equal(nextQuietCloseAt(ctx), T0 + 2 * MIN + IDLE);
+  feed(ctx, [tick("b", T0 + 2, 1)], T0 + 2 * MIN + 20 * SEC);
+  assert.equal(quietCloseDue(ctx, T0 + 2 * MIN + IDLE), false);
+  assert.equal(nextQuietCloseAt(ctx), T0 + 2 * MIN + 20 * SEC + IDLE);
+});
+
+Deno.test("versions start at versionBase and grow with each counted event and with finality", () => {
+  const ctx = fresh(1_000);
+  feed(ctx, [tick("a", T0 + 1, 1)]);
+  assert.equal(latestVersion(ctx), 1_001);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_002);
+  feed(ctx, [tick("a", T0 + 1, 1), tick("b", T0 + 2, 1)]);
+  assert.equal(latestVersion(ctx), 1_002);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_004);
+  feed(ctx, [tick("c", T0 + MIN + LATENESS, 1)]);
+  assert.equal(latestVersion(ctx), 1_003);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_005);
+  // Late and duplicate events move no version.
+  feed(ctx, [tick("late", T0, 1), tick("c", T0 + MIN + LATENESS, 1)]);
+  assert.equal(latestVersion(ctx), 1_003);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_005);
+});
+
+Deno.test("takeChanges names each changed bar once and the latest, then clears them", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1), tick("b", T0 + 2, 1), tick("c", T0 + MIN + 1, 1)]);
+  const changes = takeChanges(ctx);
+  assert.deepEqual([...changes.bars].sort(), [`1h|${T0}`, `1m|${T0 + MIN}`, `1m|${T0}`].sort());
+  assert.equal(changes.latest, true);
+  assert.deepEqual(takeChanges(ctx), { bars: [], latest: false });
+  feed(ctx, [tick("c", T0 + MIN + 1, 1)]);
+  assert.deepEqual(takeChanges(ctx), { bars: [], latest: false });
+});
+
+Deno.test("a redelivery after the seen set was pruned is still not counted twice", () => {
+  const ctx = fresh();
+  // 2,000 events over 200 s, one batch each: the seen set is pruned several times.
+  const ticks = Array.from({ length: 2_000 }, (_, i) => tick(`e${i}`, T0 + i * 100, i % 7));
+  ticks.forEach((t, i) => {
+    // Each new event comes with a redelivery of one 4 s older (within the lateness).
+    feed(ctx, i >= 40 ? [t, ticks[i - 40]!] : [t]);
+    takeChanges(ctx);
+    assert.equal(ctx.applied, i + 1, `after event ${i}`);
+  });
+  assert.ok(ctx.seenCount < 2_000, `seen set never pruned (${ctx.seenCount})`);
+  const applied = ctx.applied;
+  const duplicates = ctx.duplicates;
+  const bars = JSON.stringify(ctx.bars);
+  feed(ctx, ticks); // everything again
+  assert.equal(ctx.applied, applied);
+  assert.equal(JSON.stringify(ctx.bars), bars);
+  // What is within the lateness is a duplicate; what is older is a duplicate while its id
+  // is remembered and late once forgotten: counted never.
+  assert.ok(ctx.duplicates - duplicates >= LATENESS / 100 + 1);
+  assert.equal(ctx.duplicates - duplicates + ctx.rejected.length, 2_000);
+});
+
+Deno.test("final bars past the lateness leave memory once flushed; the newest bar per resolution stays", () => {
+  const ctx = fresh();
+  for (let m = 0; m < 300; m++) {
+    feed(ctx, [tick(`e${m}`, T0 + m * MIN, m)]);
+    takeChanges(ctx);
+  }
+  assert.ok(ctx.bars["1m"]!.length <= 3, `1m bars kept: ${ctx.bars["1m"]!.length}`);
+  assert.ok(ctx.bars["1h"]!.length <= 2, `1h bars kept: ${ctx.bars["1h"]!.length}`);
+  assert.equal(ctx.bars["1m"]!.at(-1)!.start_ms, T0 + 299 * MIN);
+  // Nothing more arrives: the newest (final by quiet close) bars are still there.
+  closeQuiet(ctx, T0 + 400 * MIN);
+  takeChanges(ctx);
+  feed(ctx, []);
+  assert.equal(ctx.bars["1m"]!.at(-1)!.start_ms, T0 + 299 * MIN);
+  assert.equal(ctx.bars["1h"]!.at(-1)!.start_ms, T0 + 4 * HOUR);
+});
+
+Deno.test("an unflushed final bar is kept in memory until takeChanges names it", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)]);
+  feed(ctx, [tick("b", T0 + 10 * MIN, 1)]);
+  // Not flushed yet: the final 1m bar at T0 must still be readable for the flush.
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
+});
+
+Deno.test("batch boundaries do not change bars, latest or rejections", () => {
+  const ticks = [
+    tick("a", T0 + 10 * SEC, 1),
+    tick("b", T0 + 70 * SEC, 2),
+    tick("c", T0 + 66 * SEC, 3),
+    tick("d", T0 + 64 * SEC, 4), // late once b is counted
+    tick("a", T0 + 10 * SEC, 1),
+    tick("e", T0 + 130 * SEC, 5),
+  ];
+  const whole = fresh();
+  feed(whole, ticks);
+  const single = fresh();
+  let rejected = 0;
+  for (const t of ticks) {
+    feed(single, [t]);
+    rejected += single.rejected.length;
+  }
+  assert.equal(whole.rejected.length, 1);
+  assert.equal(rejected, 1);
+  assert.deepEqual(single.bars, whole.bars);
+  assert.deepEqual(single.latest, whole.latest);
+  assert.equal(single.clockMs, whole.clockMs);
+});
+
+// BUG (see the report): `seen` is a plain object, so `ctx.seen[event_id] !== undefined` is
+// true for ids named like Object.prototype members ("constructor", "toString", "valueOf",
+// "hasOwnProperty", ...): such a trade is taken for a duplicate and never counted. Event
+// ids are vendor strings of 1..128 chars, so nothing in the contract excludes them.
+Deno.test("an event whose event_id is named like an Object.prototype member is counted", () => {
+  const ids = ["constructor", "toString", "valueOf", "hasOwnProperty", "isPrototypeOf"];
+  const ctx = fresh();
+  feed(ctx, ids.map((id, i) => tick(id, T0 + i, i + 1)));
+  assert.equal(ctx.duplicates, 0, `taken for duplicates: ${ctx.duplicates}`);
+  assert.equal(ctx.applied, ids.length);
+  assert.equal(barAt(ctx, "1m", T0).count, ids.length);
+});
