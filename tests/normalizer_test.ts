@@ -4,12 +4,14 @@ import { Buffer } from "node:buffer";
 import { DlqRecord } from "../messages/dlq_record.ts";
 import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
+import { metrics } from "../observability/metrics.ts";
 import { queryRows } from "../stores/clickhouse.ts";
 import {
   committedCount,
   json,
   openHarness,
   produceRaw,
+  readTopic,
   readTopicUntil,
   silverCounts,
   upsertCurve,
@@ -343,3 +345,45 @@ Deno.test("normalizer leaves a redelivered event_id once in silver.ticks FINAL",
     await testEnv.cleanup();
   }
 });
+
+Deno.test("normalizer retries a store failure with backoff and commits nothing until it succeeds", async () => {
+  const testEnv = await freshEnv();
+  const h = await openHarness(testEnv);
+  try {
+    const bootstrap = testEnv.config.DATA_PROC_KAFKA_BOOTSTRAP;
+    const groupId = `${testEnv.config.DATA_PROC_GROUP_ID}.normalizer`;
+    await upsertInstrument(h.sql, { source: "eex", symbol: "DEBY", instrument_id: "p" });
+    // silver.ticks "goes away": every insert fails until it is back.
+    await h.ch.command({ query: `RENAME TABLE ${h.silverDb}.ticks TO ${h.silverDb}.ticks_away` });
+    const restartsBefore = await restartCount();
+    await h.startNormalizer();
+    await produceRaw(
+      h.producer,
+      h.topics.bronzeTicks,
+      [1, 2, 3, 4, 5].map((n) => ({ key: "k", value: tick({ event_id: `s-${n}` }) })),
+    );
+    await pollUntil(
+      "a partition normalizer restart",
+      async () => (await restartCount()) > restartsBefore ? true : undefined,
+    );
+    assert.equal(await committedCount(h.kafka, groupId, h.topics.bronzeTicks), 0);
+    assert.equal((await readTopic(bootstrap, h.topics.dlq)).length, 0); // not poison: no DLQ
+
+    await h.ch.command({ query: `RENAME TABLE ${h.silverDb}.ticks_away TO ${h.silverDb}.ticks` });
+    await pollUntil(
+      "all five committed after the store came back",
+      async () =>
+        (await committedCount(h.kafka, groupId, h.topics.bronzeTicks)) === 5 ? true : undefined,
+    );
+    assert.deepEqual(await silverCounts(h.ch, h.silverDb, "ticks"), { rows: 5, distinct: 5 });
+  } finally {
+    await h.close();
+    await testEnv.cleanup();
+  }
+});
+
+async function restartCount(): Promise<number> {
+  const metric = await metrics.actorRestarts.get();
+  return metric.values.filter((v) => v.labels.level === "normalizer")
+    .reduce((sum, v) => sum + v.value, 0);
+}
