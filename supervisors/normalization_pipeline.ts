@@ -10,7 +10,7 @@ import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
 import { normalizeTick } from "../actors/normalize_tick.ts";
 import type { ReferenceLookup } from "../actors/reference_lookup.ts";
-import type { DlqRecord } from "../messages/dlq_record.ts";
+import type { DlqReason, DlqRecord } from "../messages/dlq_record.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
@@ -49,21 +49,37 @@ export function normalizeRecords(
 ): NormalizationOutputs {
   const out: NormalizationOutputs = { ticks: [], curvePoints: [], dlq: [] };
   for (const record of records) {
-    const opts = { ingestTimeMs: record.timestampMs };
-    if (record.topic === options.topics.bronzeTicks) {
-      const result = normalizeTick(record.value, refdata, opts);
-      if (result.ok) out.ticks.push(result.event);
-      else out.dlq.push(dlqEnvelope(record, result.rejection, options.nowMs));
-    } else if (record.topic === options.topics.bronzeCurves) {
-      const result = normalizeCurvePoint(record.value, refdata, opts);
-      if (result.ok) out.curvePoints.push(result.event);
-      else out.dlq.push(dlqEnvelope(record, result.rejection, options.nowMs));
-    } else {
-      const message = `topic: ${record.topic} is not a Bronze topic`;
-      out.dlq.push(dlqEnvelope(record, { reason: "invalid_payload", message }, options.nowMs));
+    try {
+      normalizeInto(out, record, refdata, options);
+    } catch (err) {
+      // Normalization never throws by design; if a bug makes it, the record is poison for
+      // this code: DLQ it (reprocessable once fixed) rather than stall the partition.
+      const message = `unexpected normalization error: ${(err as Error)?.message ?? err}`;
+      out.dlq.push(dlqEnvelope(record, { reason: "poison_event", message }, options.nowMs));
     }
   }
   return out;
+}
+
+function normalizeInto(
+  out: NormalizationOutputs,
+  record: BronzeRecord,
+  refdata: ReferenceLookup,
+  options: { topics: Topics; nowMs: number },
+): void {
+  const opts = { ingestTimeMs: record.timestampMs };
+  if (record.topic === options.topics.bronzeTicks) {
+    const result = normalizeTick(record.value, refdata, opts);
+    if (result.ok) out.ticks.push(result.event);
+    else out.dlq.push(dlqEnvelope(record, result.rejection, options.nowMs));
+  } else if (record.topic === options.topics.bronzeCurves) {
+    const result = normalizeCurvePoint(record.value, refdata, opts);
+    if (result.ok) out.curvePoints.push(result.event);
+    else out.dlq.push(dlqEnvelope(record, result.rejection, options.nowMs));
+  } else {
+    const message = `topic: ${record.topic} is not a Bronze topic`;
+    out.dlq.push(dlqEnvelope(record, { reason: "invalid_payload", message }, options.nowMs));
+  }
 }
 
 /**
@@ -87,7 +103,11 @@ export async function processRecords(
 }
 
 /** The DLQ envelope of CONTRACT.md; key and value bytes are kept exactly (base64). */
-export function dlqEnvelope(record: BronzeRecord, rejection: Rejection, nowMs: number): DlqRecord {
+export function dlqEnvelope(
+  record: BronzeRecord,
+  rejection: Rejection | { reason: DlqReason; message: string },
+  nowMs: number,
+): DlqRecord {
   return {
     source_topic: record.topic,
     source_partition: record.partition,

@@ -126,3 +126,25 @@ Deno.test("silver rows carry every column, DateTime text in UTC and no nulls", (
   assert.equal(point.event_time, "1970-01-01 00:00:00");
   assert.equal(Object.keys(point).length, 14);
 });
+
+Deno.test("normalizeRecords sends a record that makes normalization throw to the DLQ as poison", () => {
+  const throwing: ReferenceLookup = {
+    instrument: () => {
+      throw new Error("bug");
+    },
+    curve: () => undefined,
+  };
+  const out = normalizeRecords(
+    [
+      record(topics.bronzeTicks, 0, tick("A")),
+      record(topics.bronzeTicks, 1, null),
+    ],
+    throwing,
+    { topics, nowMs: 1 },
+  );
+  assert.deepEqual(out.dlq.map((d) => [d.source_offset, d.reason]), [
+    ["0", "poison_event"],
+    ["1", "invalid_payload"],
+  ]);
+  assert.match(out.dlq[0]!.message, /unexpected normalization error: bug/);
+});
