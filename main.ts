@@ -13,7 +13,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const node = await startNode(config);
+  const node = startNode(config);
   const onSignal = () => void node.stop();
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);

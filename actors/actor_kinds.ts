@@ -41,8 +41,11 @@ export interface KeyedEvent<T> {
 
 /** What one flush of one actor writes. */
 export interface ActorOutputs {
-  /** Redis projections: key suffix (after the prefix), version, JSON value. */
-  projections: { key: string; version: number; value: string }[];
+  /**
+   * Redis projections: key suffix (after the prefix), JSON value, and what guards the
+   * write: (order, version) must grow; order is a bar's start_ms, 0 for other projections.
+   */
+  projections: { key: string; order: number; version: number; value: string }[];
   barRows: Record<string, unknown>[];
   curveRows: Record<string, unknown>[];
   /** Kafka records: topic role, message key, JSON value. */
@@ -136,6 +139,7 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
         if (newest === bar) {
           out.projections.push({
             key: `projection:bar:${resolution}:${key}`,
+            order: message.start_ms,
             version: message.version,
             value: JSON.stringify(message),
           });
@@ -148,7 +152,12 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
           version: latestVersion(ctx),
         };
         const value = JSON.stringify(latest);
-        out.projections.push({ key: `projection:latest:${key}`, version: latest.version, value });
+        out.projections.push({
+          key: `projection:latest:${key}`,
+          order: 0,
+          version: latest.version,
+          value,
+        });
         out.messages.push({ topic: "latestPrice", key, value });
       }
       return out;
@@ -225,7 +234,12 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
           version: curveVersion(ctx),
         };
         const value = JSON.stringify(snapshot);
-        out.projections.push({ key: `projection:curve:${key}`, version: snapshot.version, value });
+        out.projections.push({
+          key: `projection:curve:${key}`,
+          order: 0,
+          version: snapshot.version,
+          value,
+        });
         out.messages.push({ topic: "curveSnapshot", key, value });
       }
       return out;

@@ -25,6 +25,8 @@ export interface CurveContext {
   changedPoints: string[];
   snapshotChanged: boolean;
   applied: number;
+  /** Points for dates older than every kept date (not written; see applyPoints). */
+  evicted: number;
 }
 
 export function initialCurveContext(
@@ -42,6 +44,7 @@ export function initialCurveContext(
     changedPoints: [],
     snapshotChanged: false,
     applied: 0,
+    evicted: 0,
   };
 }
 
@@ -49,8 +52,10 @@ export function curveVersion(ctx: CurveContext): number {
   return ctx.versionBase + ctx.changes;
 }
 
-function wins(p: NormalizedCurvePoint, current: CurvePointState | undefined): boolean {
-  if (current === undefined) return true;
+function wins(p: NormalizedCurvePoint, tenors: Record<string, CurvePointState>): boolean {
+  // hasOwn: tenors such as "constructor" must not match Object.prototype members.
+  if (!Object.hasOwn(tenors, p.tenor)) return true;
+  const current = tenors[p.tenor]!;
   return p.event_time_ms > current.event_time_ms ||
     (p.event_time_ms === current.event_time_ms && p.event_id > current.event_id);
 }
@@ -58,8 +63,17 @@ function wins(p: NormalizedCurvePoint, current: CurvePointState | undefined): bo
 export function applyPoints(ctx: CurveContext, points: readonly NormalizedCurvePoint[]): void {
   for (const p of points) {
     ctx.applied++;
-    const tenors = ctx.asOfs[p.as_of] ?? (ctx.asOfs[p.as_of] = {});
-    if (!wins(p, tenors[p.tenor])) continue;
+    // A date older than every date kept in memory has lost its history: nothing can tell
+    // whether this point beats the row already in ClickHouse, so it is not written (it is
+    // still in silver.curve_points). keepAsOfs spans more than a year of trading dates.
+    const known = Object.hasOwn(ctx.asOfs, p.as_of);
+    const dates = Object.keys(ctx.asOfs);
+    if (!known && dates.length >= ctx.keepAsOfs && dates.every((d) => d > p.as_of)) {
+      ctx.evicted++;
+      continue;
+    }
+    const tenors = known ? ctx.asOfs[p.as_of]! : (ctx.asOfs[p.as_of] = {});
+    if (!wins(p, tenors)) continue;
     ctx.changes++;
     tenors[p.tenor] = {
       price: p.price,

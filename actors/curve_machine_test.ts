@@ -373,11 +373,9 @@ Deno.test("randomized: out-of-order, redelivered curve points give the oracle's 
   }
 });
 
-// BUG (see the report): only the newest 32 as_of dates stay in memory (keepAsOfs). A point
-// for a date evicted before has nothing to lose against, so it "wins" with a new, higher
-// version even when its (event time, event_id) is below the row already in ClickHouse:
-// ReplacingMergeTree(version) then keeps the losing price. A redelivery or replay of one
-// old point is enough.
+// Only the newest keepAsOfs (400) as_of dates stay in memory. A point for a date evicted
+// before has nothing to compare with, so it must not be written: otherwise it would "win"
+// with a higher version even when it loses to the row already in ClickHouse.
 Deno.test("a point for an as_of older than the dates kept in memory cannot replace a better row", () => {
   const actor = start();
   const sink = newSink();
@@ -387,7 +385,7 @@ Deno.test("a point for an as_of older than the dates kept in memory cannot repla
   const loser = point("l", day(0), "2027-06", 60, T0);
   send(actor, [loser, winner]);
   flush(actor, sink);
-  for (let n = 1; n <= 40; n++) {
+  for (let n = 1; n <= 410; n++) {
     send(actor, [point(`d${n}`, day(n), "2027-06", 70 + n, T0 + n * 86_400_000)]);
     flush(actor, sink);
   }
@@ -398,9 +396,8 @@ Deno.test("a point for an as_of older than the dates kept in memory cannot repla
   actor.stop();
 });
 
-// BUG (see the report): tenors are keys of a plain object, so a tenor named like an
-// Object.prototype member finds the inherited function as its "current" point, never wins,
-// and is missing from the snapshot and from ClickHouse.
+// Tenors are keys of a plain object: a tenor named like an Object.prototype member must not
+// find the inherited function as its "current" point.
 Deno.test("a tenor named like an Object.prototype member is kept like any other", () => {
   const actor = start();
   send(actor, [point("a", "2027-01-15", "constructor", 50, T0)]);

@@ -223,7 +223,8 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
   for (let index = 0; index < inputs.length; index++) {
     const { tick, receivedAtMs } = inputs[index]!;
     const t = tick.event_time_ms;
-    if (ctx.seen[tick.event_id] !== undefined) {
+    // hasOwn: ids such as "constructor" must not match Object.prototype members.
+    if (Object.hasOwn(ctx.seen, tick.event_id)) {
       ctx.duplicates++;
       continue;
     }

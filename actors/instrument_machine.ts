@@ -73,7 +73,11 @@ export const instrumentMachine = setup({
     active: {
       on: {
         EVENTS: { actions: "apply" },
-        WALL_CLOCK: { guard: "quietCloseDue", target: "settling", actions: "closeQuiet" },
+        WALL_CLOCK: [
+          { guard: "quietCloseDue", target: "settling", actions: "closeQuiet" },
+          // A correction after quiet close leaves every bar final: quiet again.
+          { guard: "allBarsFinal", target: "quiet" },
+        ],
       },
     },
     settling: {

@@ -8,8 +8,10 @@ import type { PersistedActor } from "../actors/key_actor.ts";
 
 /**
  * KEYS[1] = fence key; ARGV[1] = expected epoch; ARGV[2] = number of projections (n).
- * KEYS[2..n+1] projection keys with ARGV pairs (version, value): written only when the
- * version is greater than the stored one. Remaining KEYS are snapshots with their values.
+ * KEYS[2..n+1] are projection keys with ARGV triples (order, version, value): a projection
+ * is written only when (order, version) is greater than the stored (start_ms or 0,
+ * version). `order` is a bar's start_ms, so a newer bar replaces an older one whatever
+ * their versions; other projections use 0. Remaining KEYS are snapshots with their values.
  * Returns -1 when the epoch moved (the partition has a new owner) and nothing is written.
  */
 const FENCED_FLUSH = `
@@ -18,28 +20,31 @@ local n = tonumber(ARGV[2])
 local written = 0
 for i = 1, n do
   local key = KEYS[i + 1]
-  local version = tonumber(ARGV[1 + 2 * i])
+  local order = tonumber(ARGV[3 * i])
+  local version = tonumber(ARGV[3 * i + 1])
   local current = redis.call('GET', key)
   local ok = true
   if current then
     local okDecode, decoded = pcall(cjson.decode, current)
     if okDecode and type(decoded) == 'table' and tonumber(decoded.version) ~= nil then
-      ok = version > tonumber(decoded.version)
+      local storedOrder = tonumber(decoded.start_ms) or 0
+      local storedVersion = tonumber(decoded.version)
+      ok = order > storedOrder or (order == storedOrder and version > storedVersion)
     end
   end
   if ok then
-    redis.call('SET', key, ARGV[2 + 2 * i])
+    redis.call('SET', key, ARGV[3 * i + 2])
     written = written + 1
   end
 end
 for i = n + 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2 + n + i - 1])
+  redis.call('SET', KEYS[i], ARGV[2 + 3 * n + i - n - 1])
 end
 return written
 `;
 
 export interface FlushWrite {
-  projections: { key: string; version: number; value: string }[];
+  projections: { key: string; order: number; version: number; value: string }[];
   snapshots: { key: string; value: string }[];
 }
 
@@ -97,7 +102,7 @@ export class ActorStore {
     const args: (string | number)[] = [String(epoch), write.projections.length];
     for (const p of write.projections) {
       keys.push(p.key);
-      args.push(p.version, p.value);
+      args.push(p.order, p.version, p.value);
     }
     for (const s of write.snapshots) {
       keys.push(s.key);

@@ -8,6 +8,8 @@ export function createClickHouse(url: string): ClickHouseClient {
     url,
     request_timeout: 30_000,
     compression: { request: false, response: false },
+    // 18.16 closes idle keep-alive sockets after 3 s; a reused dead socket fails with EPIPE.
+    keep_alive: { enabled: false },
     // 18.16 rejects unknown settings, so none are sent by default.
     clickhouse_settings: {},
   });

@@ -1,5 +1,5 @@
 /** Kafka client factory, the topic names of CONTRACT.md, and topic creation. */
-import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs";
+import { type Admin, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
 import { createLogger } from "../observability/logger.ts";
 
 export interface Topics {
@@ -59,4 +59,40 @@ export async function ensureTopics(
     waitForLeaders: true,
     topics: wanted.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
   });
+}
+
+export interface OutgoingMessage {
+  key: string | null;
+  value: string;
+}
+
+/**
+ * Sends messages to several topics with acks from all in-sync replicas, in requests of at
+ * most `maxBytes` so no record batch passes the broker's message.max.bytes (1 MiB default).
+ */
+export async function sendChunked(
+  producer: Producer,
+  byTopic: Map<string, OutgoingMessage[]>,
+  maxBytes = 512 * 1024,
+): Promise<void> {
+  let chunk = new Map<string, OutgoingMessage[]>();
+  let bytes = 0;
+  const flush = async () => {
+    if (chunk.size === 0) return;
+    const topicMessages = [...chunk].map(([topic, messages]) => ({ topic, messages }));
+    chunk = new Map();
+    bytes = 0;
+    await producer.sendBatch({ acks: -1, topicMessages });
+  };
+  for (const [topic, messages] of byTopic) {
+    for (const m of messages) {
+      const size = m.value.length + (m.key?.length ?? 0) + 64;
+      if (bytes + size > maxBytes) await flush();
+      const list = chunk.get(topic);
+      if (list) list.push(m);
+      else chunk.set(topic, [m]);
+      bytes += size;
+    }
+  }
+  await flush();
 }

@@ -17,7 +17,7 @@ import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
-import { topicNames } from "../stores/kafka.ts";
+import { sendChunked, topicNames } from "../stores/kafka.ts";
 import {
   PartitionEscalation,
   type PartitionFlushPlan,
@@ -391,11 +391,8 @@ export class ActorConsumer {
       for (const r of plan.outputs.barRows) barRows.push(r);
       for (const r of plan.outputs.curveRows) curveRows.push(r);
     }
-    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     await Promise.all([
-      topicMessages.length > 0
-        ? this.#producer.sendBatch({ acks: -1, topicMessages })
-        : Promise.resolve(),
+      sendChunked(this.#producer, byTopic),
       insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars`, barRows),
       insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.curves`, curveRows),
     ]);

@@ -45,10 +45,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export async function startNode(
+export function startNode(
   config: Config,
   options: { logger?: Logger } = {},
-): Promise<RunningNode> {
+): RunningNode {
   setLogLevel(config.DATA_PROC_LOG_LEVEL);
   const nodeId = config.DATA_PROC_NODE_ID || `node-${Deno.hostname()}-${Deno.pid}`;
   const logger = options.logger ?? createLogger("node", { node_id: nodeId });

@@ -9,7 +9,9 @@ export class RestartIntensity {
 
   constructor(options: { maxRestarts: number; windowMs: number }) {
     if (options.maxRestarts < 0) {
-      throw new RangeError(`Cannot track restarts: maxRestarts must be >= 0, got ${options.maxRestarts}`);
+      throw new RangeError(
+        `Cannot track restarts: maxRestarts must be >= 0, got ${options.maxRestarts}`,
+      );
     }
     if (options.windowMs <= 0) {
       throw new RangeError(`Cannot track restarts: windowMs must be > 0, got ${options.windowMs}`);

@@ -1,0 +1,157 @@
+/**
+ * Shared pieces of the actor-stage integration tests: produce normalized events as the
+ * normalizer does (keyed, murmur2 partitioner), read back Redis projections and
+ * `gold.bars FINAL`, and compare them with the independent oracle in tests/expected.ts.
+ */
+import { Partitioners } from "kafkajs";
+import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
+import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
+import { createRedis } from "../stores/redis.ts";
+import { barDifferences, barKey, compareFloat, type ExpectedInstruments } from "./expected.ts";
+import type { TestEnv } from "./support.ts";
+
+export async function createTopics(env: TestEnv): Promise<void> {
+  const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(
+      admin,
+      topicNames(env.config.DATA_PROC_TOPIC_PREFIX),
+      env.config.DATA_PROC_NORMALIZED_PARTITIONS,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Produces ticks to the normalized topic in order, keyed by instrument_id. */
+export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[]): Promise<void> {
+  const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    const topic = topicNames(env.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
+    for (let i = 0; i < ticks.length; i += 5000) {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: ticks.slice(i, i + 5000).map((t) => ({
+          key: t.instrument_id,
+          value: JSON.stringify(t),
+        })),
+      });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+interface GoldBarRow {
+  instrument_id: string;
+  resolution: string;
+  start_ms: string;
+  end_ms: string;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  vwap: number;
+  count: string;
+  final: number;
+  version: string;
+}
+
+/**
+ * Differences between the stores and the expected result: Redis latest and bar projections
+ * and every `gold.bars FINAL` row. Empty when everything is exact.
+ */
+export async function instrumentDifferences(
+  env: TestEnv,
+  expected: ExpectedInstruments,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+  const ch = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
+  const prefix = env.config.DATA_PROC_REDIS_PREFIX;
+  try {
+    const ids = [...expected.latest.keys()];
+    const latest = ids.length
+      ? await redis.mget(ids.map((id) => `${prefix}projection:latest:${id}`))
+      : [];
+    ids.forEach((id, i) => {
+      const want = expected.latest.get(id)!;
+      const got = latest[i] ? JSON.parse(latest[i]!) : null;
+      if (!got) problems.push(`latest ${id}: missing`);
+      else if (got.event_id !== want.event_id || !compareFloat(got.price, want.price)) {
+        problems.push(
+          `latest ${id}: got ${got.event_id}@${got.price}, want ${want.event_id}@${want.price}`,
+        );
+      }
+    });
+    const newest = [...expected.newestBars.entries()];
+    const bars = newest.length
+      ? await redis.mget(newest.map(([k]) => {
+        const [res, id] = k.split("|");
+        return `${prefix}projection:bar:${res}:${id}`;
+      }))
+      : [];
+    newest.forEach(([k, want], i) => {
+      const got = bars[i] ? JSON.parse(bars[i]!) : null;
+      if (!got) problems.push(`bar projection ${k}: missing`);
+      else {
+        const diff = barDifferences(got, want);
+        if (diff.length) problems.push(`bar projection ${k}: ${diff.join("; ")}`);
+      }
+    });
+    const rows = await queryRows<GoldBarRow>(
+      ch,
+      `SELECT * FROM ${env.config.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars FINAL`,
+    );
+    const seen = new Set<string>();
+    for (const row of rows) {
+      const key = barKey(row.instrument_id, row.resolution, Number(row.start_ms));
+      seen.add(key);
+      const want = expected.bars.get(key);
+      if (!want) {
+        problems.push(`gold bar ${key}: not expected`);
+        continue;
+      }
+      const diff = barDifferences({
+        ...row,
+        start_ms: Number(row.start_ms),
+        end_ms: Number(row.end_ms),
+        count: Number(row.count),
+      }, want);
+      if (diff.length) problems.push(`gold bar ${key}: ${diff.join("; ")}`);
+    }
+    for (const key of expected.bars.keys()) {
+      if (!seen.has(key)) problems.push(`gold bar ${key}: missing`);
+    }
+  } finally {
+    redis.disconnect();
+    await ch.close();
+  }
+  return problems;
+}
+
+/** Rows of gold.bars (not FINAL) that share (bar, version) but differ in content. */
+export async function conflictingVersions(env: TestEnv): Promise<number> {
+  const ch = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
+  try {
+    const rows = await queryRows<{ n: string }>(
+      ch,
+      `SELECT count() AS n FROM (
+         SELECT instrument_id, resolution, start_ms, version,
+                uniqExact(open, high, low, close, volume, count, final) AS variants
+         FROM ${env.config.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars
+         GROUP BY instrument_id, resolution, start_ms, version
+         HAVING variants > 1)`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  } finally {
+    await ch.close();
+  }
+}
