@@ -68,6 +68,8 @@ export interface KindAdapter<T> {
   wakeAt(actor: AnyActorRef): number | null;
   /** Delivers the wall clock (quiet close). */
   tick(actor: AnyActorRef, nowMs: number): void;
+  /** Resets the machine to empty, issuing versions from `versionBase` on. */
+  reset(actor: AnyActorRef, versionBase: number): void;
   /** The highest version this actor has issued (a reset continues above it). */
   maxVersion(actor: AnyActorRef): number;
   /** The event-time clock, for inspection. */
@@ -168,6 +170,9 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
     tick(actor, nowMs) {
       actor.send({ type: "WALL_CLOCK", nowMs });
     },
+    reset(actor, versionBase) {
+      actor.send({ type: "RESET", versionBase });
+    },
     maxVersion(actor) {
       const ctx = actor.getSnapshot().context as InstrumentContext;
       let max = latestVersion(ctx);
@@ -248,6 +253,9 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
       return null;
     },
     tick() {},
+    reset(actor, versionBase) {
+      actor.send({ type: "RESET", versionBase });
+    },
     maxVersion(actor) {
       return curveVersion(actor.getSnapshot().context as CurveContext);
     },

@@ -116,6 +116,14 @@ export class KeyActor<T> {
     this.dirty = true;
   }
 
+  /** Operator reset: empty state, versions continuing from `versionBase`. */
+  reset(versionBase: number): void {
+    this.#adapter.reset(this.#machine, versionBase);
+    this.#history = [];
+    this.#unflushed = [];
+    this.dirty = true;
+  }
+
   wakeAt(): number | null {
     return this.#adapter.wakeAt(this.#machine);
   }

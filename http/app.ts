@@ -33,7 +33,9 @@ export function createApp(deps: AppDeps): Hono {
     deps.logger.error("unhandled HTTP error", { err, path: c.req.path });
     return c.json(errorBody("internal", "internal error"), 500);
   });
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404)
+  );
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 

@@ -34,6 +34,8 @@ export interface ActorConsumerDeps {
   now?: () => number;
   /** Called when the consumer cannot continue (restart intensity exceeded). */
   onFatal?: (err: unknown) => void;
+  /** Told how many events each key received in a batch (hot-key tracking). */
+  onKeyEvents?: (kind: string, key: string, count: number) => void;
 }
 
 export interface PartitionView {
@@ -199,6 +201,7 @@ export class ActorConsumer {
       historySize: this.#d.config.DATA_PROC_ACTOR_HISTORY,
       now: this.#now,
       logger: this.#d.logger.child("partition", { topic, partition }),
+      ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
     };
     return topic === this.#topics.normalizedTicks
       ? new PartitionSupervisor({
@@ -273,6 +276,31 @@ export class ActorConsumer {
     } finally {
       await admin.disconnect();
     }
+  }
+
+  /** The owned partition supervisor of a kind holding `partition`, if this node owns it. */
+  ownedPartition(kind: "instrument" | "curve", partition: number): AnyPartition | undefined {
+    const topic = kind === "instrument"
+      ? this.#topics.normalizedTicks
+      : this.#topics.normalizedCurves;
+    const p = this.#partitions.get(`${topic}:${partition}`);
+    return p?.alive ? p : undefined;
+  }
+
+  /**
+   * Resets one key on this node (its partition must be owned here) and flushes at once.
+   * Returns undefined when the key is unknown.
+   */
+  async reset(
+    kind: "instrument" | "curve",
+    key: string,
+    partition: number,
+  ): Promise<number | undefined> {
+    const p = this.ownedPartition(kind, partition);
+    if (!p) return undefined;
+    const versionBase = await p.reset(key);
+    if (versionBase !== undefined) await this.flush();
+    return versionBase;
   }
 
   /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */

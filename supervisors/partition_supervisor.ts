@@ -28,6 +28,8 @@ export interface PartitionOptions<T> {
   logger: Logger;
   /** Attempts for an event that makes its machine throw before it goes to the DLQ. */
   poisonRetries?: number;
+  /** Told how many events each key received in a batch (hot-key tracking). */
+  onKeyEvents?: (kind: string, key: string, count: number) => void;
 }
 
 /** What one flush of this partition writes, captured at one instant. */
@@ -132,6 +134,7 @@ export class PartitionSupervisor<T> {
     const latency = metrics.processingLatency.labels(STAGE);
     let applied = 0;
     for (const [key, events] of byKey) {
+      this.#o.onKeyEvents?.(this.kind, key, events.length);
       const actor = this.#actors.get(key)!;
       let queued = 0;
       for (const e of events) if (actor.enqueue(e)) queued++;
@@ -253,6 +256,25 @@ export class PartitionSupervisor<T> {
       },
       { stage: STAGE, reason, message, nowMs: now },
     ));
+  }
+
+  /**
+   * Operator reset of one key: its state starts again empty, with versions continuing above
+   * every version it issued, so version-guarded sinks accept what comes next. Returns the
+   * new version base, or undefined when the key has neither a live actor nor a snapshot.
+   */
+  async reset(key: string): Promise<number | undefined> {
+    const now = this.#o.now();
+    if (!this.#actors.has(key)) {
+      const stored = (await this.#o.store.load(this.kind, [key])).get(key);
+      if (!stored) return undefined;
+      this.#spawn(key, stored, now);
+    }
+    const actor = this.#actors.get(key)!;
+    const versionBase = actor.maxVersion() + 1;
+    actor.reset(versionBase);
+    this.#wakeups.delete(key);
+    return versionBase;
   }
 
   /** Delivers the wall clock to actors whose quiet close is due (reviving passivated ones). */
