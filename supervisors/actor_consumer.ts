@@ -59,6 +59,7 @@ export class ActorConsumer {
   readonly #producer: Producer;
   readonly #partitions = new Map<string, AnyPartition>();
   readonly #pending = new Map<string, Promise<AnyPartition | undefined>>();
+  readonly #claimTokens = new Map<string, object>();
   readonly #highWatermarks = new Map<string, number>();
   readonly #partitionRestarts = new RestartIntensity({ maxRestarts: 5, windowMs: 300_000 });
   readonly #abort = new AbortController();
@@ -171,6 +172,7 @@ export class ActorConsumer {
     const old = [...this.#partitions.values()];
     this.#partitions.clear();
     this.#pending.clear();
+    this.#claimTokens.clear();
     for (const p of old) void p.stop();
     this.#assignment = Object.entries(assignment).flatMap(([topic, parts]) =>
       parts.map((partition) => ({ topic, partition }))
@@ -180,14 +182,32 @@ export class ActorConsumer {
     this.#d.logger.info("partitions assigned", { assignment });
   }
 
+  /** Claims a partition's new epoch (retrying while Redis is unreachable). */
   #claim(topic: string, partition: number): Promise<AnyPartition | undefined> {
     const id = `${topic}:${partition}`;
-    const claim = this.#d.store.claim(topic, partition).then((epoch) => {
-      if (this.#pending.get(id) !== claim) return undefined; // superseded by a newer assignment
-      const p = this.#newPartition(topic, partition, epoch);
-      this.#partitions.set(id, p);
-      return p;
-    });
+    const token = {};
+    this.#claimTokens.set(id, token);
+    const current = () => this.#claimTokens.get(id) === token && !this.#abort.signal.aborted;
+    const claim = (async () => {
+      for (let attempt = 1; current(); attempt++) {
+        try {
+          const epoch = await this.#d.store.claim(topic, partition);
+          if (!current()) return undefined; // superseded by a newer assignment
+          const p = this.#newPartition(topic, partition, epoch);
+          this.#partitions.set(id, p);
+          return p;
+        } catch (err) {
+          this.#d.logger.warn("cannot claim partition; retrying", {
+            topic,
+            partition,
+            attempt,
+            err,
+          });
+          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+        }
+      }
+      return undefined;
+    })();
     this.#pending.set(id, claim);
     return claim;
   }

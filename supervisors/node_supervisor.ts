@@ -141,6 +141,7 @@ export function startNode(
   const startup = (async () => {
     for (let attempt = 1; !abort.signal.aborted; attempt++) {
       try {
+        await redis.ping();
         await migratePostgres(sql);
         await migrateClickHouse(clickhouse, {
           silver: config.DATA_PROC_CLICKHOUSE_SILVER_DB,
