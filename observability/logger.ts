@@ -1,4 +1,11 @@
-/** Structured JSON logger: one line per record, with a level, a component and fields. */
+/**
+ * Structured JSON logger: one line per record on stderr, with `ts`, `level`, `component`,
+ * `msg`, the logger's base fields (e.g. `node_id`, `topic`, `partition`), the call's fields
+ * (e.g. `key`), and `trace_id`/`span_id` while a traced stage is running. Logging never
+ * throws: a value JSON cannot encode (BigInt, cycles) is written as a string.
+ */
+import { activeTraceIds } from "./tracing.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -26,6 +33,23 @@ function errorFields(value: unknown): unknown {
   return value;
 }
 
+function encode(record: LogFields): string {
+  try {
+    return JSON.stringify(record, (_k, v) => typeof v === "bigint" ? v.toString() : v);
+  } catch {
+    const safe: LogFields = {};
+    for (const [k, v] of Object.entries(record)) {
+      try {
+        JSON.stringify(v);
+        safe[k] = v;
+      } catch {
+        safe[k] = String(v);
+      }
+    }
+    return JSON.stringify(safe);
+  }
+}
+
 /** Creates a logger for a component; records go to stderr as JSON lines. */
 export function createLogger(component: string, base: LogFields = {}): Logger {
   const write = (level: LogLevel, msg: string, fields?: LogFields) => {
@@ -34,7 +58,9 @@ export function createLogger(component: string, base: LogFields = {}): Logger {
     if (fields) {
       for (const [k, v] of Object.entries(fields)) record[k] = errorFields(v);
     }
-    console.error(JSON.stringify(record));
+    const ids = activeTraceIds();
+    if (ids) Object.assign(record, ids);
+    console.error(encode(record));
   };
   return {
     debug: (m, f) => write("debug", m, f),
