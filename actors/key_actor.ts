@@ -32,6 +32,7 @@ export class KeyActor<T> {
   #mailbox: KeyedEvent<T>[] = [];
   /** Events applied since the last flush: with the stored snapshot they rebuild the state. */
   #unflushed: KeyedEvent<T>[] = [];
+  #carried: ActorOutputs | null = null;
   restarts: number;
   /** Changed since its last flush. */
   dirty = false;
@@ -131,7 +132,23 @@ export class KeyActor<T> {
   /** Takes the changes since the last flush as sink writes. */
   collect(): ActorOutputs {
     this.#unflushed = [];
-    return this.#adapter.collect(this.#machine, this.key);
+    const out = this.#adapter.collect(this.#machine, this.key);
+    const carried = this.#carried;
+    if (carried === null) return out;
+    this.#carried = null;
+    // Carried writes come first: anything collected now is newer for the same key.
+    return {
+      projections: [...carried.projections, ...out.projections],
+      barRows: [...carried.barRows, ...out.barRows],
+      curveRows: [...carried.curveRows, ...out.curveRows],
+      messages: [...carried.messages, ...out.messages],
+    };
+  }
+
+  /** Hands writes to the next flush (a replay's rebuilt results, filtered). */
+  carry(outputs: ActorOutputs): void {
+    this.#carried = outputs;
+    this.dirty = true;
   }
 
   /** Events applied since the last flush (to rebuild after a crash). */

@@ -68,6 +68,9 @@ export class PartitionSupervisor<T> {
   #processedOffset = -1;
   #flushedOffset = -1;
   #alive = true;
+  /** Keys being replayed: their live events wait in #held until the replay swaps actors. */
+  #holding: ((key: string) => boolean) | null = null;
+  #held = new Map<string, { events: KeyedEvent<T>[]; raw: KafkaMessage[] }>();
   /** Resolves once the batch in progress is done (revoke waits for it). */
   #inFlight: Promise<void> = Promise.resolve();
 
@@ -128,6 +131,7 @@ export class PartitionSupervisor<T> {
       if (list) list.push(event);
       else byKey.set(key, [event]);
     }
+    if (this.#holding) this.#holdBack(byKey, raw);
     await this.#revive([...byKey.keys()].filter((k) => !this.#actors.has(k)), now);
     if (!this.#alive) return;
 
@@ -153,6 +157,90 @@ export class PartitionSupervisor<T> {
     }
     metrics.events.labels(STAGE, "applied").inc(applied);
     this.#processedOffset = Number(messages[messages.length - 1]!.offset);
+  }
+
+  #holdBack(byKey: Map<string, KeyedEvent<T>[]>, raw: Map<number, KafkaMessage>): void {
+    for (const [key, events] of byKey) {
+      if (!this.#holding!(key)) continue;
+      const held = this.#held.get(key) ?? { events: [], raw: [] };
+      for (const e of events) {
+        held.events.push(e);
+        const m = raw.get(e.offset);
+        if (m) held.raw.push(m);
+      }
+      this.#held.set(key, held);
+      byKey.delete(key);
+    }
+  }
+
+  /**
+   * Holds back live events of the matching keys from the next batch on; returns the last
+   * offset applied before the hold (what a replay must rebuild up to).
+   */
+  hold(match: (key: string) => boolean): Promise<number> {
+    const run = this.#inFlight.then(() => {
+      this.#holding = match;
+      return this.#processedOffset;
+    });
+    this.#inFlight = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /**
+   * Ends a hold: installs rebuilt actors (when given) in place of the live ones, then applies
+   * the events held meanwhile to whichever actor now holds each key.
+   */
+  release(rebuilt: Map<string, KeyActor<T>> | null): Promise<void> {
+    const run = this.#inFlight.then(async () => {
+      const now = this.#o.now();
+      this.#holding = null;
+      for (const [key, actor] of rebuilt ?? []) {
+        this.#actors.get(key)?.stop();
+        this.#actors.set(key, actor);
+        this.#wakeups.delete(key);
+      }
+      const held = this.#held;
+      this.#held = new Map();
+      await this.#revive([...held.keys()].filter((k) => !this.#actors.has(k)), now);
+      for (const [key, { events, raw }] of held) {
+        const actor = this.#actors.get(key)!;
+        for (const e of events) actor.enqueue(e);
+        const rawByOffset = new Map(raw.map((m) => [Number(m.offset), m]));
+        try {
+          this.#reportRejections(actor.drain(now), rawByOffset, now);
+        } catch (err) {
+          if (!(err instanceof ActorCrashedError)) throw err;
+          await this.#recover(key, err.batch as KeyedEvent<T>[], rawByOffset, now);
+        }
+      }
+    });
+    this.#inFlight = run.catch(() => {});
+    return run;
+  }
+
+  /** A new actor outside the partition's registry (a replay builds its keys in these). */
+  detachedActor(key: string, versionBase: number): KeyActor<T> {
+    return new KeyActor(this.#o.adapter, key, this.partition, {
+      historySize: this.#o.historySize,
+      nowMs: this.#o.now(),
+      versionBase,
+    });
+  }
+
+  /** The highest version a key has issued, from its live actor or its snapshot (0: none). */
+  async maxVersion(key: string): Promise<number> {
+    const live = this.#actors.get(key);
+    if (live) return live.maxVersion();
+    const stored = (await this.#o.store.load(this.kind, [key])).get(key);
+    if (!stored) return 0;
+    const actor = new KeyActor(this.#o.adapter, key, this.partition, {
+      historySize: 0,
+      nowMs: this.#o.now(),
+      persisted: stored,
+    });
+    const version = actor.maxVersion();
+    actor.stop();
+    return version;
   }
 
   async #revive(keys: string[], now: number): Promise<void> {

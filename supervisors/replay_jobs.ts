@@ -1,0 +1,104 @@
+/**
+ * Replay jobs across nodes: the node that receives `POST /replay` records the job in Redis
+ * and asks every node owning partitions of the kind to replay its share; each node writes
+ * its own progress into the job, so any node can answer `GET /replay/{id}`.
+ */
+import type { Redis } from "../stores/redis.ts";
+import type { RedisKeys } from "../stores/redis_keys.ts";
+import type { ReplayDifference, ReplaySpec } from "./replay.ts";
+
+export type NodeJobStatus = "pending" | "running" | "done" | "failed";
+
+export interface NodeJobState {
+  node_id: string;
+  status: NodeJobStatus;
+  partitions?: number[];
+  keys?: string[];
+  events?: number;
+  differences?: ReplayDifference[];
+  progress?: { partitions_done: number; partitions: number; events: number };
+  error?: string;
+  updated_at_ms: number;
+}
+
+export interface ReplayJobView {
+  job_id: string;
+  status: NodeJobStatus;
+  spec: ReplaySpec;
+  requested_by: string;
+  created_at_ms: number;
+  nodes: NodeJobState[];
+  keys: string[];
+  events: number;
+  differences?: ReplayDifference[];
+}
+
+const TTL_SECONDS = 7 * 24 * 3600;
+
+export class ReplayJobs {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  async create(
+    id: string,
+    spec: ReplaySpec,
+    requestedBy: string,
+    nodeIds: string[],
+  ): Promise<void> {
+    const key = this.#keys.replayJob(id);
+    const now = Date.now();
+    const fields: Record<string, string> = {
+      spec: JSON.stringify(spec),
+      requested_by: requestedBy,
+      created_at_ms: String(now),
+    };
+    for (const nodeId of nodeIds) {
+      fields[`node:${nodeId}`] = JSON.stringify(
+        { node_id: nodeId, status: "pending", updated_at_ms: now } satisfies NodeJobState,
+      );
+    }
+    await this.#redis.multi().hset(key, fields).expire(key, TTL_SECONDS).exec();
+  }
+
+  async update(id: string, state: NodeJobState): Promise<void> {
+    await this.#redis.hset(
+      this.#keys.replayJob(id),
+      `node:${state.node_id}`,
+      JSON.stringify(state),
+    );
+  }
+
+  async get(id: string): Promise<ReplayJobView | undefined> {
+    const raw = await this.#redis.hgetall(this.#keys.replayJob(id));
+    if (!raw.spec) return undefined;
+    const nodes = Object.entries(raw).filter(([f]) => f.startsWith("node:")).map(([, v]) =>
+      JSON.parse(v) as NodeJobState
+    );
+    const spec = JSON.parse(raw.spec) as ReplaySpec;
+    const statuses = nodes.map((n) => n.status);
+    const status: NodeJobStatus = statuses.includes("failed")
+      ? "failed"
+      : statuses.every((s) => s === "done")
+      ? "done"
+      : statuses.some((s) => s !== "pending")
+      ? "running"
+      : "pending";
+    const view: ReplayJobView = {
+      job_id: id,
+      status,
+      spec,
+      requested_by: raw.requested_by ?? "",
+      created_at_ms: Number(raw.created_at_ms),
+      nodes,
+      keys: [...new Set(nodes.flatMap((n) => n.keys ?? []))].sort(),
+      events: nodes.reduce((sum, n) => sum + (n.events ?? 0), 0),
+    };
+    if (spec.dryRun) view.differences = nodes.flatMap((n) => n.differences ?? []);
+    return view;
+  }
+}
