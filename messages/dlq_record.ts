@@ -43,7 +43,8 @@ export function buildDlqRecord(source: {
   return {
     source_topic: source.topic,
     source_partition: source.partition,
-    source_offset: Number(source.offset),
+    // A string, as Kafka clients carry offsets: int64 does not fit a JSON number.
+    source_offset: String(source.offset),
     key_b64: base64(source.key),
     value_b64: base64(source.value),
     stage: failure.stage,

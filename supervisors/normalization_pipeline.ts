@@ -4,13 +4,12 @@
  * input accounted for exactly once), `publishOutputs` writes them to Kafka and ClickHouse
  * and resolves only when every write is acknowledged. Committing offsets is the caller's.
  */
-import { Buffer } from "node:buffer";
 import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
 import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
 import { normalizeTick } from "../actors/normalize_tick.ts";
 import type { ReferenceLookup } from "../actors/reference_lookup.ts";
-import type { DlqReason, DlqRecord } from "../messages/dlq_record.ts";
+import { buildDlqRecord, type DlqReason, type DlqRecord } from "../messages/dlq_record.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
@@ -108,21 +107,12 @@ export function dlqEnvelope(
   rejection: Rejection | { reason: DlqReason; message: string },
   nowMs: number,
 ): DlqRecord {
-  return {
-    source_topic: record.topic,
-    source_partition: record.partition,
-    source_offset: record.offset,
-    key_b64: record.key === null ? null : base64(record.key),
-    value_b64: record.value === null ? null : base64(record.value),
+  return buildDlqRecord(record, {
     stage: NORMALIZE_STAGE,
     reason: rejection.reason,
     message: rejection.message,
-    failed_at_ms: nowMs,
-  };
-}
-
-function base64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+    nowMs,
+  });
 }
 
 /** A producer for Silver and DLQ topics: Java-compatible murmur2 partitioning by key. */
