@@ -32,7 +32,7 @@ export function configureTracing(
   const serviceName = `${TRACER_NAME}-${options.component}`;
   const warnings: string[] = [];
   if (options.enabled) {
-    const env = options.env ?? {};
+    const env = options.env ?? otelEnv();
     if (env.OTEL_DENO !== "true" && env.OTEL_DENO !== "1") {
       warnings.push("OTEL_DENO is not true: spans are created but Deno does not export them");
     }
@@ -41,6 +41,17 @@ export function configureTracing(
     }
   }
   return { enabled: options.enabled, serviceName, warnings };
+}
+
+function otelEnv(): Record<string, string | undefined> {
+  try {
+    return {
+      OTEL_DENO: Deno.env.get("OTEL_DENO"),
+      OTEL_SERVICE_NAME: Deno.env.get("OTEL_SERVICE_NAME"),
+    };
+  } catch {
+    return {}; // no env permission: the warnings say what to check
+  }
 }
 
 export function tracingEnabled(): boolean {

@@ -13,7 +13,10 @@ import { recordAudit } from "../stores/audit_log.ts";
 import { replayOnNode, type ReplaySpec } from "./replay.ts";
 import { ReplayJobs } from "./replay_jobs.ts";
 import { createLogger, type Logger, setLogLevel } from "../observability/logger.ts";
-import { metrics, registry } from "../observability/metrics.ts";
+import { HotKeys } from "../observability/hot_keys.ts";
+import { metrics, registry, setStoredActorsSource } from "../observability/metrics.ts";
+import { storedActorCounter } from "../observability/stored_actors.ts";
+import { configureTracing } from "../observability/tracing.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
@@ -70,6 +73,20 @@ export function startNode(
   const clickhouse = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
   const store = new ActorStore(redis, keys);
   const nodes = new NodeRegistry(redis, keys);
+  const hotKeys = new HotKeys({ capacity: 1000, halfLifeMs: 60_000 });
+  const tracing = configureTracing({
+    enabled: config.DATA_PROC_TRACE_ENABLED,
+    component: config.DATA_PROC_NORMALIZER_ENABLED === config.DATA_PROC_ACTORS_ENABLED
+      ? "node"
+      : config.DATA_PROC_NORMALIZER_ENABLED
+      ? "normalizer"
+      : "actors",
+  });
+  for (const warning of tracing.warnings) logger.warn("tracing", { warning });
+  setStoredActorsSource(storedActorCounter(redis, {
+    instrument: keys.snapshotPattern("instrument"),
+    curve: keys.snapshotPattern("curve"),
+  }, { onError: (err) => logger.warn("counting stored actors failed", { err }) }));
 
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
@@ -207,9 +224,12 @@ export function startNode(
         store,
         nodes,
         sql,
+        redis,
+        clickhouse,
+        hotKeys,
         actors: () => actors,
         selfUrl: () => advertised(),
-      }),
+      }, { admin: admin_ }),
     ],
   });
   const server = Deno.serve({
@@ -262,6 +282,7 @@ export function startNode(
         store,
         logger: logger.child("actors"),
         onFatal: fatal,
+        onKeyEvents: (kind, key, count) => hotKeys.record(kind, key, count),
       });
       await actors.start();
     }
@@ -296,6 +317,7 @@ export function startNode(
       await actors?.stop().catch((err) => logger.error("actor consumer stop failed", { err }));
       await normalizer?.stop().catch((err) => logger.error("normalizer stop failed", { err }));
       await nodes.remove(nodeId).catch(() => {});
+      setStoredActorsSource(undefined);
       await server.shutdown();
       await admin.disconnect().catch(() => {});
       await clickhouse.close();

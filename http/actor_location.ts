@@ -1,0 +1,84 @@
+/**
+ * Where a key's actor is: live on this node, stored (its snapshot) with the partition owned
+ * here, by another node, or by no node at the moment. The partition comes from the live
+ * actor or the snapshot; the owner from this node's assignment or the node registry.
+ */
+import type { ActorKind } from "../actors/actor_kinds.ts";
+import type { PersistedActor } from "../actors/key_actor.ts";
+import type { Config } from "../config/config.ts";
+import type { ActorStore } from "../stores/actor_store.ts";
+import { topicNames } from "../stores/kafka.ts";
+import type { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import type { NodeRecord, NodeRegistry } from "../supervisors/node_registry.ts";
+
+export interface LocationDeps {
+  config: Config;
+  nodeId: string;
+  store: ActorStore;
+  nodes: NodeRegistry;
+  actors: () => ActorConsumer | undefined;
+}
+
+export type ActorLocation =
+  | { where: "live"; partition: number; inspect: Record<string, unknown> }
+  | { where: "here"; partition: number; persisted: PersistedActor }
+  | { where: "peer"; partition: number; persisted: PersistedActor; owner: NodeRecord }
+  | { where: "unowned"; partition: number; persisted: PersistedActor };
+
+/** The normalized topic holding a kind's events (with the configured prefix). */
+export function topicOf(config: Config, kind: ActorKind): string {
+  const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
+  return kind === "instrument" ? topics.normalizedTicks : topics.normalizedCurves;
+}
+
+/** Finds a key; undefined when it has neither a live actor here nor a snapshot. */
+export async function locateActor(
+  deps: LocationDeps,
+  kind: ActorKind,
+  key: string,
+): Promise<ActorLocation | undefined> {
+  const consumer = deps.actors();
+  const live = consumer?.findLive(kind, key);
+  if (live) {
+    return { where: "live", partition: live.actor.partition, inspect: live.actor.inspect() };
+  }
+  const persisted = (await deps.store.load(kind, [key])).get(key);
+  if (!persisted) return undefined;
+  const partition = persisted.partition;
+  const topic = topicOf(deps.config, kind);
+  const assignedHere = consumer?.assignment().some((a) =>
+    a.topic === topic && a.partition === partition
+  );
+  if (assignedHere) return { where: "here", partition, persisted };
+  const owner = (await deps.nodes.list()).find((n) =>
+    n.node_id !== deps.nodeId &&
+    n.partitions.some((p) => p.topic === topic && p.partition === partition)
+  );
+  return owner
+    ? { where: "peer", partition, persisted, owner }
+    : { where: "unowned", partition, persisted };
+}
+
+/** The operator view of a stored (passivated) actor. */
+export function storedView(
+  persisted: PersistedActor,
+  extra: Record<string, unknown>,
+): Record<string, unknown> {
+  const machine = persisted.machine as { value?: unknown; context?: unknown } | null;
+  const context = machine?.context as { clockMs?: unknown } | undefined;
+  return {
+    ...extra,
+    kind: persisted.kind,
+    key: persisted.key,
+    partition: persisted.partition,
+    status: "passivated",
+    state: machine?.value ?? null,
+    context: machine?.context ?? null,
+    applied_offset: persisted.offset,
+    event_time_clock_ms: typeof context?.clockMs === "number" ? context.clockMs : null,
+    mailbox_depth: 0,
+    restarts: persisted.restarts,
+    last_events: persisted.history,
+    saved_at_ms: persisted.saved_at_ms,
+  };
+}
