@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import type { Registry } from "prom-client";
 import { HttpError } from "./errors.ts";
 import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
 
 export interface ReadinessReport {
   ready: boolean;
@@ -20,12 +21,22 @@ export interface AppDeps {
   routes?: ((app: Hono) => void)[];
 }
 
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
 export function errorBody(code: string, message: string) {
   return { error: { code, message } };
 }
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
+
+  // Requests by route pattern (never the raw path: keys would make labels unbounded).
+  app.use("*", async (c, next) => {
+    await next();
+    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "other";
+    metrics.httpRequests.labels(method, route, `${Math.floor(c.res.status / 100)}xx`).inc();
+  });
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json(errorBody(err.code, err.message), err.status);

@@ -15,6 +15,7 @@ import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
+import { withSpan } from "../observability/tracing.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
 import { sendChunked, topicNames } from "../stores/kafka.ts";
@@ -246,7 +247,11 @@ export class ActorConsumer {
     if (!p || !p.alive || payload.isStale() || !payload.isRunning()) return;
     this.#highWatermarks.set(id, Number(batch.highWatermark));
     try {
-      await p.handle(batch.messages);
+      await withSpan("actors.batch", {
+        "messaging.destination.name": batch.topic,
+        "messaging.destination.partition.id": String(batch.partition),
+        "messaging.batch.message_count": batch.messages.length,
+      }, () => p.handle(batch.messages));
     } catch (err) {
       if (err instanceof PartitionEscalation) {
         await this.#restartPartition(p, err);
@@ -351,7 +356,7 @@ export class ActorConsumer {
 
   /** Flushes every owned partition once (serialised: one flush at a time). */
   flush(): Promise<void> {
-    const run = this.#flushing.then(() => this.#flushOnce());
+    const run = this.#flushing.then(() => withSpan("actors.flush", {}, () => this.#flushOnce()));
     this.#flushing = run.catch(() => {});
     return run;
   }

@@ -13,6 +13,7 @@ import type { Batch, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
+import { withSpan } from "../observability/tracing.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { topicNames } from "../stores/kafka.ts";
 import type { Sql } from "../stores/postgres.ts";
@@ -107,11 +108,16 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
         value: m.value ?? null,
         timestampMs: Number(m.timestamp),
       }));
-      const outputs = await withRestarts(partitionLog, { heartbeat, lost, signal }, async () => {
-        const out = await processRecords(records, { refdata, topics });
-        await publishOutputs(out, sinks);
-        return out;
-      });
+      const outputs = await withSpan("normalize.batch", {
+        "messaging.destination.name": batch.topic,
+        "messaging.destination.partition.id": String(batch.partition),
+        "messaging.batch.message_count": records.length,
+      }, () =>
+        withRestarts(partitionLog, { heartbeat, lost, signal }, async () => {
+          const out = await processRecords(records, { refdata, topics });
+          await publishOutputs(out, sinks);
+          return out;
+        }));
       if (outputs === undefined || lost()) return; // gave up uncommitted: redelivered later
       countOutcomes(records, outputs);
       const last = chunk[chunk.length - 1]!.offset;
