@@ -66,6 +66,8 @@ export interface KindAdapter<T> {
   collect(actor: AnyActorRef, key: string): ActorOutputs;
   /** Wall-clock time at which the actor wants a WALL_CLOCK event, or null. */
   wakeAt(actor: AnyActorRef): number | null;
+  /** True when a window closed since the last flush (final bars are flushed early). */
+  windowClosed(actor: AnyActorRef): boolean;
   /** Delivers the wall clock (quiet close). */
   tick(actor: AnyActorRef, nowMs: number): void;
   /** Resets the machine to empty, issuing versions from `versionBase` on. */
@@ -167,6 +169,9 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
     wakeAt(actor) {
       return nextQuietCloseAt(actor.getSnapshot().context as InstrumentContext);
     },
+    windowClosed(actor) {
+      return (actor.getSnapshot().context as InstrumentContext).closedSinceFlush === true;
+    },
     tick(actor, nowMs) {
       actor.send({ type: "WALL_CLOCK", nowMs });
     },
@@ -251,6 +256,9 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
     },
     wakeAt() {
       return null;
+    },
+    windowClosed() {
+      return false;
     },
     tick() {},
     reset(actor, versionBase) {

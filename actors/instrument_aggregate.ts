@@ -75,6 +75,8 @@ export interface InstrumentContext {
   /** What changed since the last flush: `${resolution}|${start_ms}` keys and the latest. */
   changedBars: string[];
   latestChanged: boolean;
+  /** A bar turned final since the last flush (the runtime flushes early then). */
+  closedSinceFlush: boolean;
   /** Events of the last batch that were not applied (late beyond lateness). */
   rejected: Rejection[];
   duplicates: number;
@@ -99,6 +101,7 @@ export function initialInstrumentContext(
     seenPruneAt: 256,
     changedBars: [],
     latestChanged: false,
+    closedSinceFlush: false,
     rejected: [],
     duplicates: 0,
   };
@@ -184,6 +187,7 @@ function closeBars(ctx: InstrumentContext, referenceMs: number): void {
     for (const bar of list) {
       if (!bar.final && bar.end_ms + lateness <= referenceMs) {
         bar.final = true;
+        ctx.closedSinceFlush = true;
         markChanged(ctx, `${spec.name}|${bar.start_ms}`);
       }
     }
@@ -294,6 +298,7 @@ export function takeChanges(ctx: InstrumentContext): { bars: string[]; latest: b
   const changes = { bars: ctx.changedBars, latest: ctx.latestChanged };
   ctx.changedBars = [];
   ctx.latestChanged = false;
+  ctx.closedSinceFlush = false;
   return changes;
 }
 

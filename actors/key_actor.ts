@@ -125,6 +125,11 @@ export class KeyActor<T> {
     this.dirty = true;
   }
 
+  /** A window closed since the last flush. */
+  get windowClosed(): boolean {
+    return this.#adapter.windowClosed(this.#machine);
+  }
+
   wakeAt(): number | null {
     return this.#adapter.wakeAt(this.#machine);
   }

@@ -70,6 +70,7 @@ export class ActorConsumer {
   #flushLoop: Promise<void> = Promise.resolve();
   #flushing: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
+  #flushRequested = false;
   #instruments: KindAdapter<NormalizedTick>;
   #curves: KindAdapter<NormalizedCurvePoint>;
 
@@ -223,6 +224,7 @@ export class ActorConsumer {
       now: this.#now,
       logger: this.#d.logger.child("partition", { topic, partition }),
       ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
+      onWindowClosed: () => this.requestFlush(),
     };
     return topic === this.#topics.normalizedTicks
       ? new PartitionSupervisor({
@@ -330,21 +332,25 @@ export class ActorConsumer {
 
   /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */
   requestFlush(): void {
+    this.#flushRequested = true;
     this.#wake?.();
   }
 
   async #runFlushLoop(signal: AbortSignal): Promise<void> {
     const intervalMs = this.#d.config.DATA_PROC_PROJECTION_REFRESH_INTERVAL * 1000;
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        signal.addEventListener("abort", () => this.#wake?.(), { once: true });
-      });
-      this.#wake = null;
+      if (!this.#flushRequested) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, intervalMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal.addEventListener("abort", () => this.#wake?.(), { once: true });
+        });
+        this.#wake = null;
+      }
+      this.#flushRequested = false;
       if (signal.aborted) break;
       try {
         await this.flush();

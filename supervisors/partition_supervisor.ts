@@ -30,6 +30,8 @@ export interface PartitionOptions<T> {
   poisonRetries?: number;
   /** Told how many events each key received in a batch (hot-key tracking). */
   onKeyEvents?: (kind: string, key: string, count: number) => void;
+  /** Told when a batch closed a window, so final bars are flushed without waiting. */
+  onWindowClosed?: () => void;
 }
 
 /** What one flush of this partition writes, captured at one instant. */
@@ -137,6 +139,7 @@ export class PartitionSupervisor<T> {
 
     const latency = metrics.processingLatency.labels(STAGE);
     let applied = 0;
+    let closed = false;
     for (const [key, events] of byKey) {
       this.#o.onKeyEvents?.(this.kind, key, events.length);
       const actor = this.#actors.get(key)!;
@@ -150,7 +153,9 @@ export class PartitionSupervisor<T> {
         await this.#recover(key, err.batch as KeyedEvent<T>[], raw, now);
       }
       applied += queued;
+      closed ||= actor.windowClosed;
     }
+    if (closed) this.#o.onWindowClosed?.();
     const done = this.#o.now();
     for (const events of byKey.values()) {
       for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
