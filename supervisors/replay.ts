@@ -188,6 +188,7 @@ async function readHistory(
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
+      // deno-lint-ignore require-await
       eachBatch: async ({ batch, isRunning }) => {
         const end = remaining.get(batch.partition);
         if (end === undefined || !isRunning()) return;

@@ -5,7 +5,7 @@ import { freshEnv } from "./support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-async function closedPort(): Promise<number> {
+function closedPort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -42,7 +42,7 @@ for (const part of ["redis", "postgres", "clickhouse"] as const) {
     sanitizeResources: false,
     fn: async () => {
       const env = await freshEnv();
-      const port = await closedPort();
+      const port = closedPort();
       const bad = {
         redis: { DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0` },
         postgres: { DATA_PROC_POSTGRES_DSN: `postgres://postgres@127.0.0.1:${port}/postgres` },
@@ -70,7 +70,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const env = await freshEnv();
-    const port = await closedPort();
+    const port = closedPort();
     const node = await spawnNode({ ...env.env, DATA_PROC_KAFKA_BOOTSTRAP: `127.0.0.1:${port}` });
     try {
       const res = await fetch(`${node.url}/ready`);
