@@ -158,3 +158,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "replay of a prefix runs on every node owning partitions and leaves results exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_NORMALIZED_PARTITIONS: "4",
+    });
+    await createTopics(env);
+    const input = generateTicks({
+      seed: 22,
+      instruments: 30,
+      count: 6000,
+      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+      spreadMs: 3_600_000,
+      outOfOrderRatio: 0.02,
+      duplicateRatio: 0.02,
+      maxDelayMs: 2000,
+    });
+    const options = { windows: WINDOWS, allowedLatenessMs: 5000 };
+    const a = await spawnNode(env.env);
+    const b = await spawnNode(env.env);
+    try {
+      await waitReady(a);
+      await waitReady(b);
+      await pollUntil("both nodes announce partitions", async () => {
+        const body = await (await fetch(`${a.url}/partitions`)).json();
+        const owners = body.nodes.filter((n: { partitions: { topic: string }[] }) =>
+          n.partitions.some((p) => p.topic.endsWith("normalized.market.ticks.v1"))
+        );
+        return owners.length === 2 ? true : undefined;
+      });
+      await produceTicks(env, input);
+      await waitExact(env, expectedInstruments(input, options));
+      const job = await replay(a, env, { kind: "instrument", prefix: "INST-", from_time: 0 });
+      assert.equal(job.nodes.length, 2);
+      assert.ok(job.nodes.every((n: { status: string }) => n.status === "done"));
+      assert.equal(job.keys.length, 30);
+      await waitExact(env, expectedInstruments(input, options));
+      assert.equal(await conflictingVersions(env), 0);
+    } finally {
+      await a.kill("SIGKILL");
+      await b.kill("SIGKILL");
+      await env.cleanup();
+    }
+  },
+});
