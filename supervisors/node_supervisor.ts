@@ -9,12 +9,10 @@ import { adminAuth, adminIdentity, auditActor } from "../http/admin_auth.ts";
 import { auditRefused } from "../http/admin_audit.ts";
 import { operatorRoutes } from "../http/operator_routes.ts";
 import { replayRoutes } from "../http/replay_routes.ts";
-import { recordAudit } from "../stores/audit_log.ts";
-import { replayOnNode, type ReplaySpec } from "./replay.ts";
-import { ReplayJobs } from "./replay_jobs.ts";
+import { ReplayJobs, ReplayRunner } from "./replay_jobs.ts";
 import { createLogger, type Logger, setLogLevel } from "../observability/logger.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
-import { metrics, registry, setStoredActorsSource } from "../observability/metrics.ts";
+import { registry, setStoredActorsSource } from "../observability/metrics.ts";
 import { storedActorCounter } from "../observability/stored_actors.ts";
 import { configureTracing } from "../observability/tracing.ts";
 import { ActorStore } from "../stores/actor_store.ts";
@@ -134,70 +132,16 @@ export function startNode(
     logger: logger.child("admin"),
     onRefused: auditRefused({ sql, logger: logger.child("admin"), nodeId }),
   });
-  const running = new Set<Promise<void>>();
-  /** Runs this node's share of a replay job in the background, reporting into the job. */
-  const runLocalReplay = (jobId: string, spec: ReplaySpec) => {
-    const report = (
-      state: Omit<Parameters<ReplayJobs["update"]>[1], "node_id" | "updated_at_ms">,
-    ) =>
-      jobs.update(jobId, { node_id: nodeId, updated_at_ms: Date.now(), ...state }).catch((err) =>
-        logger.error("cannot record replay progress", { job_id: jobId, err })
-      );
-    const run = (async () => {
-      const consumer = actors;
-      if (!consumer) throw new Error("the actor stage is not running on this node");
-      await report({ status: "running" });
-      const result = await replayOnNode({
-        config,
-        kafka,
-        consumer,
-        redis,
-        clickhouse,
-        logger: logger.child("replay", { job_id: jobId }),
-        onProgress: (p) =>
-          void report({
-            status: "running",
-            progress: {
-              partitions_done: p.partitionsDone,
-              partitions: p.partitions,
-              events: p.events,
-            },
-          }),
-      }, spec);
-      await report({
-        status: "done",
-        partitions: result.partitions,
-        keys: result.keys,
-        events: result.events,
-        differences: result.differences,
-      });
-      metrics.replayJobs.labels("done").inc();
-      await recordAudit(sql, {
-        actor: `node:${nodeId}`,
-        action: "replay.complete",
-        target: { job_id: jobId, ...spec },
-        outcome: "done",
-        details: {
-          keys: result.keys.length,
-          events: result.events,
-          differences: result.differences.length,
-        },
-      });
-    })().catch(async (err) => {
-      logger.error("replay failed", { job_id: jobId, err });
-      metrics.replayJobs.labels("failed").inc();
-      await report({ status: "failed", error: (err as Error).message });
-      await recordAudit(sql, {
-        actor: `node:${nodeId}`,
-        action: "replay.complete",
-        target: { job_id: jobId, ...spec },
-        outcome: "failed",
-        details: { error: (err as Error).message },
-      }).catch(() => {});
-    });
-    running.add(run);
-    void run.finally(() => running.delete(run));
-  };
+  const replays = new ReplayRunner({
+    nodeId,
+    jobs,
+    sql,
+    logger: logger.child("replay"),
+    replayDeps: () => {
+      if (!actors) throw new Error("the actor stage is not running on this node");
+      return { config, kafka, consumer: actors, redis, clickhouse };
+    },
+  });
 
   const advertised = () =>
     config.DATA_PROC_ADVERTISED_URL || `http://127.0.0.1:${server.addr.port}`;
@@ -215,7 +159,7 @@ export function startNode(
         jobs,
         adminGuard: admin_,
         caller: (c) => auditActor(adminIdentity(c)),
-        runLocal: runLocalReplay,
+        runLocal: (jobId, spec) => replays.start(jobId, spec),
       }),
       operatorRoutes({
         config,
@@ -312,7 +256,7 @@ export function startNode(
       logger.info("stopping");
       abort.abort();
       await startup;
-      await Promise.all(running);
+      await replays.settled();
       await announce;
       await actors?.stop().catch((err) => logger.error("actor consumer stop failed", { err }));
       await normalizer?.stop().catch((err) => logger.error("normalizer stop failed", { err }));

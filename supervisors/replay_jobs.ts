@@ -3,9 +3,13 @@
  * and asks every node owning partitions of the kind to replay its share; each node writes
  * its own progress into the job, so any node can answer `GET /replay/{id}`.
  */
+import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
+import { recordAudit } from "../stores/audit_log.ts";
+import type { Sql } from "../stores/postgres.ts";
 import type { Redis } from "../stores/redis.ts";
 import type { RedisKeys } from "../stores/redis_keys.ts";
-import type { ReplayDifference, ReplaySpec } from "./replay.ts";
+import { type ReplayDeps, type ReplayDifference, replayOnNode, type ReplaySpec } from "./replay.ts";
 
 export type NodeJobStatus = "pending" | "running" | "done" | "failed";
 
@@ -100,5 +104,99 @@ export class ReplayJobs {
     };
     if (spec.dryRun) view.differences = nodes.flatMap((n) => n.differences ?? []);
     return view;
+  }
+}
+
+export interface ReplayRunnerDeps {
+  nodeId: string;
+  jobs: ReplayJobs;
+  sql: Sql;
+  logger: Logger;
+  /** What a replay needs on this node; throws when the actor stage is not running. */
+  replayDeps: () => Omit<ReplayDeps, "logger" | "onProgress">;
+}
+
+/** Runs this node's shares of replay jobs in the background, reporting into each job. */
+export class ReplayRunner {
+  readonly #d: ReplayRunnerDeps;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(deps: ReplayRunnerDeps) {
+    this.#d = deps;
+  }
+
+  start(jobId: string, spec: ReplaySpec): void {
+    const run = this.#run(jobId, spec);
+    this.#running.add(run);
+    void run.finally(() => this.#running.delete(run));
+  }
+
+  /** Resolves when every running share has finished (node shutdown waits for it). */
+  async settled(): Promise<void> {
+    await Promise.all(this.#running);
+  }
+
+  async #report(jobId: string, state: Omit<NodeJobState, "node_id" | "updated_at_ms">) {
+    try {
+      await this.#d.jobs.update(jobId, {
+        node_id: this.#d.nodeId,
+        updated_at_ms: Date.now(),
+        ...state,
+      });
+    } catch (err) {
+      this.#d.logger.error("cannot record replay progress", { job_id: jobId, err });
+    }
+  }
+
+  async #audit(jobId: string, spec: ReplaySpec, outcome: string, details: Record<string, unknown>) {
+    try {
+      await recordAudit(this.#d.sql, {
+        actor: `node:${this.#d.nodeId}`,
+        action: "replay.complete",
+        target: { job_id: jobId, ...spec },
+        outcome,
+        details,
+      });
+    } catch (err) {
+      this.#d.logger.error("cannot audit replay", { job_id: jobId, outcome, err });
+    }
+  }
+
+  async #run(jobId: string, spec: ReplaySpec): Promise<void> {
+    try {
+      const deps = this.#d.replayDeps();
+      await this.#report(jobId, { status: "running" });
+      const result = await replayOnNode({
+        ...deps,
+        logger: this.#d.logger.child("job", { job_id: jobId }),
+        onProgress: (p) =>
+          void this.#report(jobId, {
+            status: "running",
+            progress: {
+              partitions_done: p.partitionsDone,
+              partitions: p.partitions,
+              events: p.events,
+            },
+          }),
+      }, spec);
+      await this.#report(jobId, {
+        status: "done",
+        partitions: result.partitions,
+        keys: result.keys,
+        events: result.events,
+        differences: result.differences,
+      });
+      metrics.replayJobs.labels("done").inc();
+      await this.#audit(jobId, spec, "done", {
+        keys: result.keys.length,
+        events: result.events,
+        differences: result.differences.length,
+      });
+    } catch (err) {
+      this.#d.logger.error("replay failed", { job_id: jobId, err });
+      metrics.replayJobs.labels("failed").inc();
+      await this.#report(jobId, { status: "failed", error: (err as Error).message });
+      await this.#audit(jobId, spec, "failed", { error: (err as Error).message });
+    }
   }
 }
