@@ -1,0 +1,1164 @@
+/**
+ * `deno task bench`: end-to-end benchmark of the actor stage on the local stack.
+ *
+ * One fresh, isolated environment (topic prefix, consumer groups, Redis prefix, ClickHouse
+ * and PostgreSQL databases) and four scenarios:
+ *  1. baseline   - a plain kafkajs consumer (fresh group, same consumer settings as the
+ *                  node) reads every pre-produced event, UTF-8 decode + JSON.parse only;
+ *  2. throughput - ONE real node (child process, `main.ts`, normalizer disabled) consumes
+ *                  the same events; done = the group's committed offsets reach the end
+ *                  offsets (what the node commits only after every sink acknowledged);
+ *  3. latency    - a steady producer at half the measured max (or --rate) into the running
+ *                  node; p50/p99 of Kafka append -> actor applied from the node's
+ *                  `processing_latency_ms{stage="aggregate"}` histogram (difference of a
+ *                  scrape before and after, interpolated within buckets);
+ *  4. memory     - a second node on its own topics: --memory-instruments instruments seen
+ *                  with passivation on (cap --max-live), peak RSS (VmHWM) and live actors.
+ * Prints a table, the issue's targets and whether each is met, and one `BENCH_JSON {...}`
+ * line for machines. Everything it created is removed unless --keep.
+ */
+import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
+import { createRedis } from "../stores/redis.ts";
+import { seededRandom } from "../tests/expected.ts";
+import { freshEnv, type TestEnv } from "../tests/support.ts";
+import { parseFlags, stringFlag, UsageError } from "./cli_args.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const GIB = 1024 * 1024 * 1024;
+
+const HELP = `deno task bench [options]
+
+End-to-end benchmark of one node's actor stage on the local stack (Kafka, Redis,
+ClickHouse, PostgreSQL), in a fresh isolated environment that is removed afterwards.
+
+Options:
+  --events N              events for the baseline/throughput runs (default 1000000)
+  --instruments N         instruments, Zipf-skewed (default 5000)
+  --skew X                Zipf exponent over instruments (default 1.0)
+  --partitions N          partitions of the normalized topic (default 6)
+  --rate N                events/s for the latency run (default: half the measured max)
+  --duration S            seconds of the latency run (default 30)
+  --memory-instruments N  instruments seen in the memory run (default 100000)
+  --memory-rate N         events/s produced into the running node in the memory run
+                          (default: half the measured max, 20000 without a throughput
+                          run); 0 = pre-produce everything (a backlog, as after downtime)
+  --max-live N            DATA_PROC_MAX_LIVE_ACTORS for the memory run (default 20000)
+  --scenario S            all | throughput | latency | memory (default all); latency
+                          includes the throughput run it needs for the max rate
+  --quick                 100k events, 10 s latency run, memory run with one event per
+                          instrument
+  --node-flags="F..."     extra deno flags for the node processes (e.g. "--cpu-prof
+                          --cpu-prof-dir=/tmp/prof"; profiles are written at SIGTERM)
+  --timeout S             upper bound per phase in seconds (default 300)
+  --keep                  keep topics, groups, Redis keys and databases
+  --help                  this text
+`;
+
+export interface BenchOptions {
+  events: number;
+  instruments: number;
+  skew: number;
+  partitions: number;
+  rate: number | null;
+  durationS: number;
+  memoryInstruments: number;
+  memoryEvents: number;
+  /** Events/s for the memory run; null: half the measured max (20k/s without it); 0: backlog. */
+  memoryRate: number | null;
+  maxLive: number;
+  scenario: "all" | "throughput" | "latency" | "memory";
+  nodeFlags: string[];
+  timeoutMs: number;
+  keep: boolean;
+}
+
+function positive(name: string, text: string | undefined, fallback: number, integer = true) {
+  if (text === undefined) return fallback;
+  const n = Number(text.replaceAll("_", ""));
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be a ${integer ? "positive integer" : "number > 0"}`);
+  }
+  return n;
+}
+
+function memoryRate(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const n = Number(text.replaceAll("_", ""));
+  if (!Number.isInteger(n) || n < 0) throw new UsageError("--memory-rate must be an integer >= 0");
+  return n;
+}
+
+export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
+  const v = parseFlags(args, {
+    events: { type: "string" },
+    instruments: { type: "string" },
+    skew: { type: "string" },
+    partitions: { type: "string" },
+    rate: { type: "string" },
+    duration: { type: "string" },
+    "memory-instruments": { type: "string" },
+    "memory-rate": { type: "string" },
+    "max-live": { type: "string" },
+    scenario: { type: "string" },
+    quick: { type: "boolean" },
+    "node-flags": { type: "string" },
+    timeout: { type: "string" },
+    keep: { type: "boolean" },
+    help: { type: "boolean" },
+  });
+  if (v.help) return "help";
+  const quick = v.quick === true;
+  const scenario = stringFlag(v, "scenario") ?? "all";
+  if (!["all", "throughput", "latency", "memory"].includes(scenario)) {
+    throw new UsageError(`--scenario must be all, throughput, latency or memory`);
+  }
+  const skewText = stringFlag(v, "skew");
+  const skew = skewText === undefined ? 1 : Number(skewText);
+  if (!(skew >= 0)) throw new UsageError("--skew must be a number >= 0");
+  const memoryInstruments = positive(
+    "memory-instruments",
+    stringFlag(v, "memory-instruments"),
+    100_000,
+  );
+  const rateText = stringFlag(v, "rate");
+  return {
+    events: positive("events", stringFlag(v, "events"), quick ? 100_000 : 1_000_000),
+    instruments: positive("instruments", stringFlag(v, "instruments"), 5000),
+    skew,
+    partitions: positive("partitions", stringFlag(v, "partitions"), 6),
+    rate: rateText === undefined ? null : positive("rate", rateText, 0),
+    durationS: positive("duration", stringFlag(v, "duration"), quick ? 10 : 30, false),
+    memoryInstruments,
+    memoryEvents: quick ? memoryInstruments : 2 * memoryInstruments,
+    memoryRate: memoryRate(stringFlag(v, "memory-rate")),
+    maxLive: positive("max-live", stringFlag(v, "max-live"), 20_000),
+    scenario: scenario as BenchOptions["scenario"],
+    nodeFlags: (stringFlag(v, "node-flags") ?? "").split(/\s+/).filter((f) => f.length > 0),
+    timeoutMs: positive("timeout", stringFlag(v, "timeout"), 300, false) * 1000,
+    keep: v.keep === true,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Event generation (streaming: never holds all events)
+
+/** Picks 0..n-1 with probability proportional to 1 / (k + 1)^skew. */
+function zipfPicker(n: number, skew: number, random: () => number): () => number {
+  const cumulative = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) {
+    total += 1 / Math.pow(k + 1, skew);
+    cumulative[k] = total;
+  }
+  return () => {
+    const x = random() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+}
+
+interface OutMessage {
+  key: string;
+  value: string;
+}
+
+/**
+ * Normalized ticks as the normalizer writes them, JSON-encoded on the fly. About 2% of the
+ * events are delayed by up to 3 s (inside the default 5 s lateness) and 0.5% repeat one of
+ * the last 1000 events (redeliveries). `sweep` first visits every instrument once (the
+ * memory run: every instrument seen), then picks by Zipf.
+ */
+class TickStream {
+  readonly #random: () => number;
+  readonly #pick: () => number;
+  readonly #width: number;
+  readonly #levels: Float64Array;
+  readonly #recent: OutMessage[] = [];
+  readonly #instruments: number;
+  #serial = 0;
+  #sweep: number;
+  /** Event time of the next event: a function of the serial, or the wall clock. */
+  readonly #timeOf: (serial: number) => number;
+
+  constructor(options: {
+    seed: number;
+    instruments: number;
+    skew: number;
+    sweep?: boolean;
+    timeOf: (serial: number) => number;
+  }) {
+    this.#random = seededRandom(options.seed);
+    this.#instruments = options.instruments;
+    this.#pick = zipfPicker(options.instruments, options.skew, this.#random);
+    this.#width = Math.max(4, String(options.instruments).length);
+    this.#levels = new Float64Array(options.instruments);
+    for (let i = 0; i < options.instruments; i++) {
+      this.#levels[i] = Math.round(this.#random() * 200) - 50;
+    }
+    this.#sweep = options.sweep ? 0 : options.instruments;
+    this.#timeOf = options.timeOf;
+  }
+
+  next(n: number): OutMessage[] {
+    const out: OutMessage[] = [];
+    const random = this.#random;
+    for (let j = 0; j < n; j++) {
+      const i = this.#serial++;
+      if (this.#recent.length > 0 && random() < 0.005) {
+        out.push(this.#recent[Math.floor(random() * this.#recent.length)]!);
+        continue;
+      }
+      const k = this.#sweep < this.#instruments ? this.#sweep++ : this.#pick();
+      const now = this.#timeOf(i);
+      const eventTime = random() < 0.02 ? now - Math.floor(random() * 3000) : now;
+      const id = `INST-${String(k + 1).padStart(this.#width, "0")}`;
+      const hex = Math.floor(random() * 0x100000000).toString(16).padStart(8, "0");
+      const message = {
+        key: id,
+        value: JSON.stringify({
+          event_id: `b-${hex}-${i}`,
+          instrument_id: id,
+          event_time_ms: eventTime,
+          price: Math.round((this.#levels[k]! + (random() - 0.5) * 20) * 100) / 100,
+          size: (1 + Math.floor(random() * 100)) / 10,
+          source: "bench",
+          symbol: `SYM-${String(k + 1).padStart(this.#width, "0")}`,
+          commodity: "power",
+          region: "DE",
+          currency: "EUR",
+          unit: "MWh",
+          ingest_time_ms: now,
+        }),
+      };
+      out.push(message);
+      if (this.#recent.length < 1000) this.#recent.push(message);
+      else this.#recent[i % 1000] = message;
+    }
+    return out;
+  }
+}
+
+/** Produces `total` events in batches of `batchSize` with up to `inFlight` sends pending. */
+async function produceAll(
+  producer: Producer,
+  topic: string,
+  stream: TickStream,
+  total: number,
+  options: { batchSize?: number; inFlight?: number } = {},
+): Promise<number> {
+  const batchSize = options.batchSize ?? 5000;
+  const maxInFlight = options.inFlight ?? 4;
+  const pending = new Set<Promise<void>>();
+  const started = performance.now();
+  let failure: unknown = null;
+  for (let sent = 0; sent < total;) {
+    const n = Math.min(batchSize, total - sent);
+    const messages = stream.next(n);
+    sent += n;
+    const p: Promise<void> = producer.send({ topic, acks: -1, messages }).then(
+      () => void pending.delete(p),
+      (err) => {
+        failure = err;
+        pending.delete(p);
+      },
+    );
+    pending.add(p);
+    if (pending.size >= maxInFlight) await Promise.race(pending);
+    if (failure) throw failure;
+  }
+  await Promise.all(pending);
+  if (failure) throw failure;
+  return total / ((performance.now() - started) / 1000);
+}
+
+/**
+ * Produces `total` events at `rate` per second: every 20 ms it sends what is due, in
+ * requests of at most 2000 records (a late tick must not build one oversized request).
+ */
+async function producePaced(
+  producer: Producer,
+  topic: string,
+  stream: TickStream,
+  total: number,
+  rate: number,
+): Promise<{ seconds: number; maxGapMs: number }> {
+  const started = performance.now();
+  let sent = 0;
+  let maxGapMs = 0;
+  let lastTick = started;
+  while (sent < total) {
+    const now = performance.now();
+    maxGapMs = Math.max(maxGapMs, now - lastTick);
+    lastTick = now;
+    const due = Math.min(total, Math.floor(((now - started) / 1000) * rate));
+    while (sent < due) {
+      const n = Math.min(2000, due - sent);
+      await producer.send({ topic, acks: -1, messages: stream.next(n) });
+      sent += n;
+    }
+    if (sent < total) await sleep(20);
+  }
+  return { seconds: (performance.now() - started) / 1000, maxGapMs };
+}
+
+// ---------------------------------------------------------------------------------------
+// Node process, metrics, offsets
+
+interface BenchNode {
+  pid: number;
+  url: string;
+  exited: Promise<number>;
+  /** The exit code once the process has ended, else null. */
+  exitCode(): number | null;
+  log(): string;
+  stop(): Promise<number>;
+}
+
+function spawnBenchNode(env: Record<string, string>, nodeFlags: string[]): BenchNode {
+  // The node logs at warn (no "http listening" line): give it a port known to be free.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...nodeFlags, MAIN],
+    env: { ...env, DATA_PROC_HTTP_PORT: String(port) },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  // Keep only the tail of the log, but always drain the pipe (a full pipe blocks the node).
+  let text = "";
+  const pump = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.length > 200_000) text = text.slice(-100_000);
+    }
+  })();
+  const exited = child.status.then(async (s) => {
+    await pump;
+    return s.code;
+  });
+  let exitCode: number | null = null;
+  void exited.then((code) => (exitCode = code));
+  let stopping: Promise<number> | undefined;
+  return {
+    pid: child.pid,
+    url: `http://127.0.0.1:${port}`,
+    exited,
+    exitCode: () => exitCode,
+    log: () => text,
+    stop: () => {
+      stopping ??= (async () => {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // already gone
+        }
+        let killTimer: ReturnType<typeof setTimeout> | undefined;
+        const killed = new Promise<void>((r) => {
+          killTimer = setTimeout(() => {
+            try {
+              child.kill("SIGKILL");
+            } catch {
+              // already gone
+            }
+            r();
+          }, 30_000);
+        });
+        const code = await Promise.race([exited, killed.then(() => exited)]);
+        clearTimeout(killTimer);
+        return code;
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function waitReady(node: BenchNode, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (node.exitCode() !== null) {
+      throw new Error(`node exited with ${node.exitCode()}:\n${node.log().slice(-3000)}`);
+    }
+    try {
+      const res = await fetch(`${node.url}/ready`);
+      await res.body?.cancel();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`node ${node.pid} not ready:\n${node.log().slice(-3000)}`);
+}
+
+/** The first error line of a node's JSON log (it carries the stack), or the log's tail. */
+function firstError(text: string): string {
+  const line = text.split("\n").find((l) => l.includes(`"level":"error"`));
+  return (line ?? text.slice(-3000)).slice(0, 4000);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * VmHWM (peak RSS) and VmRSS of a process, in bytes. Read through `cat`: Deno lets only
+ * --allow-all read /proc, and the task runs with --allow-run already.
+ */
+async function memoryOf(pid: number): Promise<{ peak: number; rss: number }> {
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/status`], stderr: "null" })
+    .output();
+  if (!out.success) throw new Error(`cannot read /proc/${pid}/status`);
+  const status = new TextDecoder().decode(out.stdout);
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
+  return { peak: kb("VmHWM") * 1024, rss: kb("VmRSS") * 1024 };
+}
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (line.length === 0 || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[3] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[4]) });
+  }
+  return samples;
+}
+
+async function scrape(node: BenchNode): Promise<Sample[]> {
+  const res = await fetch(`${node.url}/metrics`);
+  return parseMetrics(await res.text());
+}
+
+function metricValue(samples: Sample[], name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
+  }
+  return sum;
+}
+
+/** Cumulative bucket counts of a histogram (processing_latency_ms{stage="aggregate"}) by bound. */
+function latencyBuckets(
+  samples: Sample[],
+  name = "processing_latency_ms",
+  stage: string | null = "aggregate",
+): Map<number, number> {
+  const buckets = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || (s.labels.stage ?? null) !== stage) continue;
+    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
+    buckets.set(le, s.value);
+  }
+  return buckets;
+}
+
+/**
+ * The q-quantile of the observations between two scrapes of a cumulative histogram,
+ * linearly interpolated within its bucket (the bucket bounds are the resolution).
+ */
+export function histogramQuantile(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  q: number,
+): number | null {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  if (total <= 0) return null;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const upper = bounds[i]!;
+    const cum = counts[i]!;
+    if (cum >= rank) {
+      if (upper === Infinity) return lower; // beyond the last finite bound
+      const inBucket = cum - below;
+      return inBucket <= 0 ? upper : lower + ((rank - below) / inBucket) * (upper - lower);
+    }
+    lower = upper;
+    below = cum;
+  }
+  return null;
+}
+
+async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+}
+
+/** Messages between the group's committed offsets and `ends` (a partition never committed counts whole). */
+async function committedLag(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  ends: Map<number, number>,
+): Promise<number> {
+  const fetched = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const committed = new Map(
+    (fetched[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]),
+  );
+  let lag = 0;
+  for (const [partition, end] of ends) {
+    const c = committed.get(partition) ?? -1;
+    lag += end - Math.max(0, c);
+  }
+  return lag;
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+function log(message: string): void {
+  console.error(`bench: ${message}`);
+}
+
+interface BaselineResult {
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+}
+
+/** A plain kafkajs consumer in a fresh group, the node's consumer settings, JSON.parse only. */
+async function runBaseline(
+  kafka: Kafka,
+  topic: string,
+  groupId: string,
+  events: number,
+  timeoutMs: number,
+): Promise<BaselineResult> {
+  const consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1000,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 2 * 1024 * 1024,
+  });
+  const utf8 = new TextDecoder();
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => (resolveDone = r));
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch, heartbeat }) => {
+        if (first === 0) first = performance.now();
+        for (const m of batch.messages) {
+          if (m.value) JSON.parse(utf8.decode(m.value));
+          count++;
+        }
+        last = performance.now();
+        if (count >= events) resolveDone();
+        await heartbeat();
+      },
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      done,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`baseline read ${count}/${events} within the timeout`)),
+          timeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    await consumer.disconnect();
+  }
+  const seconds = (last - first) / 1000;
+  return { events: count, seconds, eventsPerSecond: count / seconds };
+}
+
+interface ThroughputResult {
+  events: number;
+  secondsToApplied: number;
+  secondsToCommitted: number;
+  appliedPerSecond: number;
+  committedPerSecond: number;
+  startupSeconds: number;
+  peakRssBytes: number;
+  liveActors: number;
+}
+
+/** Polls until the node has applied `events` more events and its group committed `ends`. */
+async function watchNode(
+  node: BenchNode,
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  ends: Map<number, number>,
+  options: { appliedBase: number; events: number; timeoutMs: number },
+) {
+  const started = performance.now();
+  let firstApplied = 0;
+  let allApplied = 0;
+  let maxLive = 0;
+  let lastApplied = 0;
+  let lastReport = started;
+  let peakRss = 0;
+  let polls = 0;
+  while (performance.now() - started < options.timeoutMs) {
+    if (node.exitCode() !== null) {
+      throw new Error(
+        `node exited with ${node.exitCode()} after applying ${lastApplied}/${options.events}` +
+          ` (last VmHWM seen ${fmtMiB(peakRss)}); its first error:\n${firstError(node.log())}`,
+      );
+    }
+    if (polls++ % 5 === 0) {
+      peakRss = await memoryOf(node.pid).then((m) => m.peak, () => peakRss);
+    }
+    let samples: Sample[];
+    let lag: number;
+    try {
+      [samples, lag] = await Promise.all([
+        scrape(node),
+        committedLag(admin, groupId, topic, ends),
+      ]);
+    } catch {
+      await sleep(200); // the node is busy or exiting: the exit check above decides
+      continue;
+    }
+    const now = performance.now();
+    const applied = metricValue(samples, "data_processing_events_total", {
+      stage: "aggregate",
+      outcome: "applied",
+    }) - options.appliedBase;
+    maxLive = Math.max(
+      maxLive,
+      metricValue(samples, "data_processing_live_actors", { kind: "instrument" }),
+    );
+    if (applied > 0 && firstApplied === 0) firstApplied = now;
+    if (applied >= options.events && allApplied === 0) allApplied = now;
+    lastApplied = applied;
+    if (lag === 0) {
+      return { firstApplied, allApplied: allApplied || now, committed: now, maxLive, applied };
+    }
+    if (now - lastReport > 5000) {
+      log(`  applied ${applied}/${options.events}, uncommitted ${lag}`);
+      lastReport = now;
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `node applied ${lastApplied}/${options.events} and did not commit everything within ${
+      options.timeoutMs / 1000
+    } s:\n${node.log().slice(-3000)}`,
+  );
+}
+
+interface LatencyResult {
+  targetRate: number;
+  achievedRate: number;
+  seconds: number;
+  observations: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  meanMs: number | null;
+  peakRssBytes: number;
+  /** Longest pause between two producer ticks (nominal 20 ms): bursts inflate latency. */
+  maxProducerGapMs: number;
+  /** Flushes during the run and their duration (the flush runs on the consumer's thread). */
+  flushes: number;
+  flushP50Ms: number | null;
+  flushP99Ms: number | null;
+}
+
+/** Steady production at `rate` events/s for `durationS`, in sends every 20 ms. */
+async function runLatency(
+  node: BenchNode,
+  admin: Admin,
+  producer: Producer,
+  topic: string,
+  groupId: string,
+  stream: TickStream,
+  options: { rate: number; durationS: number; timeoutMs: number },
+): Promise<LatencyResult> {
+  const before = await scrape(node);
+  const appliedBase = metricValue(before, "data_processing_events_total", {
+    stage: "aggregate",
+    outcome: "applied",
+  });
+  const total = Math.round(options.rate * options.durationS);
+  const { seconds, maxGapMs } = await producePaced(producer, topic, stream, total, options.rate);
+  const ends = await endOffsets(admin, topic);
+  const watched = await watchNode(node, admin, groupId, topic, ends, {
+    appliedBase,
+    events: total,
+    timeoutMs: options.timeoutMs,
+  });
+  const after = await scrape(node);
+  const b = latencyBuckets(before);
+  const a = latencyBuckets(after);
+  const sum = (s: Sample[]) => metricValue(s, "processing_latency_ms_sum", { stage: "aggregate" });
+  const count = (s: Sample[]) =>
+    metricValue(s, "processing_latency_ms_count", { stage: "aggregate" });
+  const observations = count(after) - count(before);
+  const flushName = "data_processing_flush_duration_seconds";
+  const fb = latencyBuckets(before, flushName, null);
+  const fa = latencyBuckets(after, flushName, null);
+  const count2 = (s: Sample[]) => metricValue(s, `${flushName}_count`, {});
+  const scaled = (x: number | null) => (x === null ? null : x * 1000);
+  void watched;
+  return {
+    targetRate: options.rate,
+    achievedRate: total / seconds,
+    seconds,
+    observations,
+    p50Ms: histogramQuantile(b, a, 0.5),
+    p99Ms: histogramQuantile(b, a, 0.99),
+    meanMs: observations > 0 ? (sum(after) - sum(before)) / observations : null,
+    peakRssBytes: (await memoryOf(node.pid)).peak,
+    maxProducerGapMs: maxGapMs,
+    flushes: count2(after) - count2(before),
+    flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
+    flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
+  };
+}
+
+interface MemoryResult {
+  /** Events/s produced into the running node; 0: all pre-produced (a backlog). */
+  rate: number;
+  instruments: number;
+  events: number;
+  maxLiveSetting: number;
+  seconds: number;
+  peakRssBytes: number;
+  maxLiveActorsSeen: number;
+  liveActorsAtEnd: number;
+  passivations: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+function fmtRate(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${Math.round(n).toLocaleString("en-US")}/s`;
+}
+
+function fmtMiB(n: number | undefined): string {
+  return n === undefined ? "-" : `${(n / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+function fmtMs(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${n.toFixed(1)} ms`;
+}
+
+interface Figures {
+  options: BenchOptions;
+  /** Scenarios that failed, with why (the other figures still stand). */
+  errors: string[];
+  produceRate?: number;
+  baseline?: BaselineResult;
+  throughput?: ThroughputResult;
+  latency?: LatencyResult;
+  memory?: MemoryResult;
+}
+
+function report(f: Figures): void {
+  const rows: [string, string][] = [];
+  if (f.produceRate !== undefined) rows.push(["producer (bench, acks -1)", fmtRate(f.produceRate)]);
+  if (f.baseline) rows.push(["baseline: raw kafkajs consume", fmtRate(f.baseline.eventsPerSecond)]);
+  const t = f.throughput;
+  if (t) {
+    rows.push(["node: events applied", fmtRate(t.appliedPerSecond)]);
+    rows.push(["node: events committed (done)", fmtRate(t.committedPerSecond)]);
+    rows.push(["node: seconds to committed", `${t.secondsToCommitted.toFixed(1)} s`]);
+    rows.push(["node: startup to ready", `${t.startupSeconds.toFixed(1)} s`]);
+    if (f.baseline) {
+      rows.push([
+        "ratio committed / baseline",
+        (t.committedPerSecond / f.baseline.eventsPerSecond).toFixed(2),
+      ]);
+    }
+    rows.push(["node: peak RSS (throughput)", fmtMiB(t.peakRssBytes)]);
+    rows.push(["node: live actors (max seen)", String(t.liveActors)]);
+  }
+  const l = f.latency;
+  if (l) {
+    rows.push([
+      "latency run: rate target/achieved",
+      `${fmtRate(l.targetRate)} / ${fmtRate(l.achievedRate)}`,
+    ]);
+    rows.push(["latency: p50 append->applied", fmtMs(l.p50Ms)]);
+    rows.push(["latency: p99 append->applied", fmtMs(l.p99Ms)]);
+    rows.push(["latency: mean (exact)", fmtMs(l.meanMs)]);
+    rows.push(["latency: longest producer pause", fmtMs(l.maxProducerGapMs)]);
+    rows.push([
+      "latency: flushes, p50/p99 duration",
+      `${l.flushes}, ${fmtMs(l.flushP50Ms)} / ${fmtMs(l.flushP99Ms)}`,
+    ]);
+  }
+  const m = f.memory;
+  if (m) {
+    rows.push([
+      "memory: instruments seen (rate)",
+      `${m.instruments} (${m.rate === 0 ? "backlog" : fmtRate(m.rate)})`,
+    ]);
+    rows.push(["memory: peak RSS", fmtMiB(m.peakRssBytes)]);
+    rows.push([
+      "memory: live actors max/end (cap)",
+      `${m.maxLiveActorsSeen}/${m.liveActorsAtEnd} (${m.maxLiveSetting})`,
+    ]);
+    rows.push(["memory: passivations", String(m.passivations)]);
+  }
+  const width = Math.max(...rows.map(([k]) => k.length));
+  console.log("");
+  console.log(
+    `Bench: ${f.options.events} events over ${f.options.instruments} instruments, skew ${f.options.skew}, ${f.options.partitions} partitions`,
+  );
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
+  if (l) {
+    console.log(
+      "  (percentiles interpolated linearly within processing_latency_ms buckets 1,2,5,10,25,50,100,250,...;\n" +
+        "   difference of scrapes before/after the run; append = producer timestamp at send)",
+    );
+  }
+
+  const targets: { target: string; value: string; met: boolean | null }[] = [];
+  if (t) {
+    targets.push({
+      target: ">= 50k events/s on one node",
+      value: fmtRate(t.committedPerSecond),
+      met: t.committedPerSecond >= 50_000,
+    });
+    if (f.baseline) {
+      const ratio = t.committedPerSecond / f.baseline.eventsPerSecond;
+      targets.push({ target: ">= 0.7 of raw consume", value: ratio.toFixed(2), met: ratio >= 0.7 });
+    }
+  }
+  if (l) {
+    targets.push({
+      target: "p99 < 100 ms at half max",
+      value: fmtMs(l.p99Ms),
+      met: l.p99Ms === null ? null : l.p99Ms < 100,
+    });
+  }
+  if (m) {
+    targets.push({
+      target: "<= 1 GiB RSS, 100k instruments",
+      value: `${fmtMiB(m.peakRssBytes)} @ ${m.instruments}`,
+      met: m.peakRssBytes <= GIB && m.instruments >= 100_000,
+    });
+  }
+  for (const e of f.errors) console.log(`  FAILED ${e}`);
+  if (targets.length > 0) {
+    console.log("\nTargets (issue 4):");
+    const tw = Math.max(...targets.map((x) => x.target.length));
+    for (const x of targets) {
+      const verdict = x.met === null ? "n/a" : x.met ? "MET" : "NOT MET";
+      console.log(`  ${x.target.padEnd(tw)}  ${x.value.padEnd(16)} ${verdict}`);
+    }
+  }
+  console.log(
+    `\nBENCH_JSON ${
+      JSON.stringify({
+        options: f.options,
+        produce_rate: f.produceRate ?? null,
+        baseline: f.baseline ?? null,
+        throughput: f.throughput ?? null,
+        latency: f.latency ?? null,
+        memory: f.memory ?? null,
+        targets,
+        errors: f.errors,
+      })
+    }`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+async function cleanupAll(
+  env: TestEnv,
+  kafka: Kafka,
+  prefixes: string[],
+  groups: string[],
+): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((t) => prefixes.some((p) => t.startsWith(p)));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+    const existing = new Set((await admin.listGroups()).groups.map((g) => g.groupId));
+    const mine = groups.filter((g) => existing.has(g));
+    if (mine.length > 0) await admin.deleteGroups(mine).catch(() => {});
+  } catch (err) {
+    log(`cleanup: Kafka: ${(err as Error).message}`);
+  } finally {
+    await admin.disconnect();
+  }
+  const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(
+        cursor,
+        "MATCH",
+        `${env.config.DATA_PROC_REDIS_PREFIX}*`,
+        "COUNT",
+        5000,
+      );
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } catch (err) {
+    log(`cleanup: Redis: ${(err as Error).message}`);
+  } finally {
+    redis.disconnect();
+  }
+  await env.cleanup().catch((err) => log(`cleanup: databases: ${(err as Error).message}`));
+}
+
+async function run(o: BenchOptions): Promise<Figures> {
+  const figures: Figures = { options: o, errors: [] };
+  log("making a fresh environment");
+  const env = await freshEnv({
+    DATA_PROC_NORMALIZED_PARTITIONS: String(o.partitions),
+    DATA_PROC_PROJECTION_REFRESH_INTERVAL: "1",
+    DATA_PROC_NORMALIZER_ENABLED: "false",
+    DATA_PROC_LOG_LEVEL: "warn",
+  });
+  const prefix = env.config.DATA_PROC_TOPIC_PREFIX;
+  const memPrefix = `${prefix}mem.`;
+  const group = env.config.DATA_PROC_GROUP_ID;
+  const memGroup = `${group}-mem`;
+  const baselineGroup = `${group}-baseline`;
+  const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `bench-${env.id}`);
+  const admin = kafka.admin();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const nodes: BenchNode[] = [];
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    log("interrupted: stopping nodes and cleaning up");
+    void (async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      if (!o.keep) {
+        await cleanupAll(env, kafka, [prefix], [
+          `${group}.actors`,
+          `${memGroup}.actors`,
+          baselineGroup,
+        ]);
+      }
+      Deno.exit(130);
+    })();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    await admin.connect();
+    await producer.connect();
+    const topic = topicNames(prefix).normalizedTicks;
+    const runThroughputAndLatency = async (): Promise<void> => {
+      await ensureTopics(admin, topicNames(prefix), o.partitions);
+      const spreadMs = Math.round((o.events / 5000) * 1000); // event time: 5k events/s
+      const t0 = Date.now() - spreadMs;
+      const stream = new TickStream({
+        seed: 42,
+        instruments: o.instruments,
+        skew: o.skew,
+        timeOf: (i) => i < o.events ? t0 + Math.floor((i * spreadMs) / o.events) : Date.now(),
+      });
+      log(`producing ${o.events} events`);
+      figures.produceRate = await produceAll(producer, topic, stream, o.events);
+      log(`  ${fmtRate(figures.produceRate)}`);
+      const ends = await endOffsets(admin, topic);
+
+      log("baseline: raw kafkajs consume");
+      figures.baseline = await runBaseline(kafka, topic, baselineGroup, o.events, o.timeoutMs);
+      log(`  ${fmtRate(figures.baseline.eventsPerSecond)}`);
+
+      log("throughput: starting one node");
+      const spawned = performance.now();
+      const node = spawnBenchNode(env.env, o.nodeFlags);
+      nodes.push(node);
+      await waitReady(node, 60_000);
+      const ready = performance.now();
+      const w = await watchNode(node, admin, `${group}.actors`, topic, ends, {
+        appliedBase: 0,
+        events: o.events,
+        timeoutMs: o.timeoutMs,
+      });
+      // The first poll that saw applied events is up to one poll (100 ms + scrape) late.
+      const from = Math.min(w.firstApplied, ready);
+      figures.throughput = {
+        events: o.events,
+        secondsToApplied: (w.allApplied - from) / 1000,
+        secondsToCommitted: (w.committed - from) / 1000,
+        appliedPerSecond: o.events / ((w.allApplied - from) / 1000),
+        committedPerSecond: o.events / ((w.committed - from) / 1000),
+        startupSeconds: (ready - spawned) / 1000,
+        peakRssBytes: (await memoryOf(node.pid)).peak,
+        liveActors: w.maxLive,
+      };
+      log(`  ${fmtRate(figures.throughput.committedPerSecond)} committed`);
+
+      if (o.scenario === "all" || o.scenario === "latency") {
+        const rate = o.rate ?? Math.round(figures.throughput.appliedPerSecond / 2);
+        log(`latency: ${rate} events/s for ${o.durationS} s`);
+        figures.latency = await runLatency(
+          node,
+          admin,
+          producer,
+          topic,
+          `${group}.actors`,
+          stream,
+          {
+            rate,
+            durationS: o.durationS,
+            timeoutMs: o.timeoutMs,
+          },
+        );
+        log(`  p50 ${fmtMs(figures.latency.p50Ms)} p99 ${fmtMs(figures.latency.p99Ms)}`);
+      }
+      await node.stop();
+    };
+
+    const runMemory = async (): Promise<void> => {
+      log(`memory: ${o.memoryInstruments} instruments, max live ${o.maxLive}`);
+      const memTopics = topicNames(memPrefix);
+      await ensureTopics(admin, memTopics, o.partitions);
+      const stream = new TickStream({
+        seed: 7,
+        instruments: o.memoryInstruments,
+        skew: o.skew,
+        sweep: true,
+        timeOf: () => Date.now(),
+      });
+      const rate = o.memoryRate ??
+        (figures.throughput ? Math.round(figures.throughput.appliedPerSecond / 2) : 20_000);
+      if (rate === 0) {
+        log(`  pre-producing ${o.memoryEvents} events (backlog)`);
+        await produceAll(producer, memTopics.normalizedTicks, stream, o.memoryEvents);
+      }
+      const node = spawnBenchNode({
+        ...env.env,
+        DATA_PROC_TOPIC_PREFIX: memPrefix,
+        DATA_PROC_GROUP_ID: memGroup,
+        DATA_PROC_REDIS_PREFIX: `${env.config.DATA_PROC_REDIS_PREFIX}mem:`,
+        DATA_PROC_MAX_LIVE_ACTORS: String(o.maxLive),
+      }, o.nodeFlags);
+      nodes.push(node);
+      await waitReady(node, 60_000);
+      const started = performance.now();
+      if (rate > 0) {
+        log(`  producing ${o.memoryEvents} events at ${rate}/s into the running node`);
+        await producePaced(producer, memTopics.normalizedTicks, stream, o.memoryEvents, rate);
+      }
+      const ends = await endOffsets(admin, memTopics.normalizedTicks);
+      const w = await watchNode(
+        node,
+        admin,
+        `${memGroup}.actors`,
+        memTopics.normalizedTicks,
+        ends,
+        {
+          appliedBase: 0,
+          events: o.memoryEvents,
+          timeoutMs: o.timeoutMs,
+        },
+      );
+      // One more flush interval so the gauges show the state after passivation.
+      await sleep(1500);
+      const samples = await scrape(node);
+      figures.memory = {
+        rate,
+        instruments: o.memoryInstruments,
+        events: o.memoryEvents,
+        maxLiveSetting: o.maxLive,
+        seconds: (w.committed - started) / 1000,
+        peakRssBytes: (await memoryOf(node.pid)).peak,
+        maxLiveActorsSeen: w.maxLive,
+        liveActorsAtEnd: metricValue(samples, "data_processing_live_actors", {
+          kind: "instrument",
+        }),
+        passivations: metricValue(samples, "data_processing_actor_passivations_total", {
+          kind: "instrument",
+        }),
+      };
+      log(`  peak RSS ${fmtMiB(figures.memory.peakRssBytes)}`);
+      await node.stop();
+    };
+
+    const failed = (scenario: string) => (err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      log(`${scenario} failed: ${message}`);
+      figures.errors.push(`${scenario}: ${message.split("\n")[0]}`);
+    };
+    if (o.scenario !== "memory") {
+      await runThroughputAndLatency().catch(failed("throughput/latency"));
+    }
+    if (o.scenario === "all" || o.scenario === "memory") {
+      await runMemory().catch(failed("memory"));
+    }
+    return figures;
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await producer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+    if (!interrupted) {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      if (o.keep) {
+        log(
+          `kept: topic prefix ${prefix}, groups ${group}*, Redis ${env.config.DATA_PROC_REDIS_PREFIX}*, databases ${env.config.DATA_PROC_CLICKHOUSE_GOLD_DB}`,
+        );
+      } else {
+        log("cleaning up");
+        await cleanupAll(env, kafka, [prefix], [
+          `${group}.actors`,
+          `${memGroup}.actors`,
+          baselineGroup,
+        ]);
+      }
+    }
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  let options: BenchOptions | "help";
+  try {
+    options = parseBenchArgs(args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message}\nRun 'deno task bench --help' for usage.`);
+      return 2;
+    }
+    throw err;
+  }
+  if (options === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  try {
+    const figures = await run(options);
+    report(figures);
+    return figures.errors.length > 0 ? 1 : 0;
+  } catch (err) {
+    console.error(`bench: failed: ${err instanceof Error ? err.stack : String(err)}`);
+    return 3;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
