@@ -33,6 +33,7 @@ export class KeyActor<T> {
   /** Events applied since the last flush: with the stored snapshot they rebuild the state. */
   #unflushed: KeyedEvent<T>[] = [];
   #carried: ActorOutputs | null = null;
+  #stopped = false;
   restarts: number;
   /** Changed since its last flush. */
   dirty = false;
@@ -197,7 +198,12 @@ export class KeyActor<T> {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#machine.stop();
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
   }
 }
 

@@ -43,6 +43,9 @@ end
 return written
 `;
 
+/** Projections plus snapshots per Lua call. */
+const FLUSH_CHUNK = 1000;
+
 export interface FlushWrite {
   projections: { key: string; order: number; version: number; value: string }[];
   snapshots: { key: string; value: string }[];
@@ -98,18 +101,31 @@ export class ActorStore {
     epoch: number,
     write: FlushWrite,
   ): Promise<boolean> {
-    const keys = [this.#keys.fence(topic, partition)];
-    const args: (string | number)[] = [String(epoch), write.projections.length];
-    for (const p of write.projections) {
-      keys.push(p.key);
-      args.push(p.order, p.version, p.value);
+    // In calls of bounded size (a call's arguments go through the stack). Each call checks
+    // the epoch itself, so a partition lost midway stops the rest; the snapshots already
+    // written carry their own offsets, which is all a new owner needs.
+    const projections = write.projections;
+    const snapshots = write.snapshots;
+    for (let p = 0, s = 0; p < projections.length || s < snapshots.length || p + s === 0;) {
+      const chunkP = projections.slice(p, p + FLUSH_CHUNK);
+      const chunkS = snapshots.slice(s, s + Math.max(0, FLUSH_CHUNK - chunkP.length));
+      p += chunkP.length;
+      s += chunkS.length;
+      const keys = [this.#keys.fence(topic, partition)];
+      const args: (string | number)[] = [String(epoch), chunkP.length];
+      for (const x of chunkP) {
+        keys.push(x.key);
+        args.push(x.order, x.version, x.value);
+      }
+      for (const x of chunkS) {
+        keys.push(x.key);
+        args.push(x.value);
+      }
+      // deno-lint-ignore no-explicit-any
+      const result = await (this.#redis as any).dpFencedFlush(keys.length, ...keys, ...args);
+      if (Number(result) < 0) return false;
+      if (chunkP.length + chunkS.length === 0) break;
     }
-    for (const s of write.snapshots) {
-      keys.push(s.key);
-      args.push(s.value);
-    }
-    // deno-lint-ignore no-explicit-any
-    const result = await (this.#redis as any).dpFencedFlush(keys.length, ...keys, ...args);
-    return Number(result) >= 0;
+    return true;
   }
 }

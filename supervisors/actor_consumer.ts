@@ -372,7 +372,8 @@ export class ActorConsumer {
     const now = this.#now();
     const live = this.partitions.filter((p) => p.alive);
     for (const p of live) await p.tick(now);
-    const plans = live.map((p) => ({ p, plan: p.plan() }));
+    const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
+    for (const p of live) plans.push({ p, plan: await p.plan() });
     const work = plans.filter(({ plan }) =>
       plan.commitOffset !== null || plan.snapshots.length > 0 || plan.dlq.length > 0
     );
@@ -411,7 +412,7 @@ export class ActorConsumer {
       for (const { p, plan } of owned) p.flushed(plan);
       metrics.flushedActors.inc(owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
       for (const p of live) {
-        p.passivate({
+        await p.passivate({
           idleMs: this.#d.config.DATA_PROC_ACTOR_IDLE_PASSIVATE_MS,
           maxLive: Math.max(1, Math.floor(this.#d.config.DATA_PROC_MAX_LIVE_ACTORS / live.length)),
           now: this.#now(),

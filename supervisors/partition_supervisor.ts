@@ -56,6 +56,8 @@ export class PartitionEscalation extends Error {
 }
 
 const STAGE = "aggregate";
+/** Actors collected between two yields to the event loop while a flush is planned. */
+const PLAN_CHUNK = 250;
 
 export class PartitionSupervisor<T> {
   readonly topic: string;
@@ -107,11 +109,19 @@ export class PartitionSupervisor<T> {
     return this.#actors.keys();
   }
 
+  /**
+   * Runs `work` after the work queued before it: batches, holds, wall-clock ticks and
+   * passivation never interleave (they all await Redis while they change the actor map).
+   */
+  #serial<R>(work: () => R | Promise<R>): Promise<R> {
+    const run = this.#inFlight.then(work);
+    this.#inFlight = run.then(() => {}, () => {});
+    return run;
+  }
+
   /** Applies one fetched batch, in offset order. */
   handle(messages: readonly KafkaMessage[]): Promise<void> {
-    const run = this.#inFlight.then(() => this.#handle(messages));
-    this.#inFlight = run.catch(() => {});
-    return run;
+    return this.#serial(() => this.#handle(messages));
   }
 
   async #handle(messages: readonly KafkaMessage[]): Promise<void> {
@@ -183,12 +193,10 @@ export class PartitionSupervisor<T> {
    * offset applied before the hold (what a replay must rebuild up to).
    */
   hold(match: (key: string) => boolean): Promise<number> {
-    const run = this.#inFlight.then(() => {
+    return this.#serial(() => {
       this.#holding = match;
       return this.#processedOffset;
     });
-    this.#inFlight = run.then(() => {}, () => {});
-    return run;
   }
 
   /**
@@ -196,7 +204,7 @@ export class PartitionSupervisor<T> {
    * the events held meanwhile to whichever actor now holds each key.
    */
   release(rebuilt: Map<string, KeyActor<T>> | null): Promise<void> {
-    const run = this.#inFlight.then(async () => {
+    return this.#serial(async () => {
       const now = this.#o.now();
       this.#holding = null;
       for (const [key, actor] of rebuilt ?? []) {
@@ -219,8 +227,6 @@ export class PartitionSupervisor<T> {
         }
       }
     });
-    this.#inFlight = run.catch(() => {});
-    return run;
   }
 
   /** A new actor outside the partition's registry (a replay builds its keys in these). */
@@ -371,26 +377,39 @@ export class PartitionSupervisor<T> {
   }
 
   /** Delivers the wall clock to actors whose quiet close is due (reviving passivated ones). */
-  async tick(now: number): Promise<void> {
-    const due = [...this.#wakeups].filter(([, at]) => at <= now).map(([k]) => k);
-    if (due.length > 0) await this.#revive(due, now);
-    for (const actor of this.#actors.values()) {
-      const at = actor.wakeAt();
-      if (at !== null && at <= now) actor.tick(now);
-    }
+  tick(now: number): Promise<void> {
+    return this.#serial(async () => {
+      const due = [...this.#wakeups].filter(([, at]) => at <= now).map(([k]) => k);
+      if (due.length > 0) await this.#revive(due, now);
+      for (const actor of this.#actors.values()) {
+        const at = actor.wakeAt();
+        if (at !== null && at <= now) actor.tick(now);
+      }
+    });
   }
 
   /**
    * Captures what the next flush writes: every dirty actor's changes and snapshot, the DLQ
    * records owed, and the offset that becomes committable once all of it is acknowledged.
    */
-  plan(): PartitionFlushPlan {
+  async plan(): Promise<PartitionFlushPlan> {
     const now = this.#o.now();
+    // Captured first: everything at or below this offset is in the actors collected below
+    // (events applied while this plan yields only add to snapshots, keyed by their offsets).
+    const commitOffset = this.#processedOffset > this.#flushedOffset
+      ? this.#processedOffset + 1
+      : null;
+    const dlq = this.#dlq;
+    this.#dlq = [];
     const outputs: ActorOutputs = { projections: [], barRows: [], curveRows: [], messages: [] };
     const snapshots: { key: string; value: string }[] = [];
     const flushedKeys: string[] = [];
-    for (const actor of this.#actors.values()) {
-      if (!actor.dirty) continue;
+    const dirty = [...this.#actors.values()].filter((a) => a.dirty);
+    for (let i = 0; i < dirty.length; i++) {
+      // Serialising thousands of snapshots at once would stall every partition: yield.
+      if (i > 0 && i % PLAN_CHUNK === 0) await new Promise((r) => setTimeout(r, 0));
+      const actor = dirty[i]!;
+      if (actor.stopped || !actor.dirty) continue; // crashed and rebuilt, or passivated
       const out = actor.collect();
       outputs.projections.push(...out.projections);
       outputs.barRows.push(...out.barRows);
@@ -403,11 +422,6 @@ export class PartitionSupervisor<T> {
       actor.dirty = false;
       flushedKeys.push(actor.key);
     }
-    const dlq = this.#dlq;
-    this.#dlq = [];
-    const commitOffset = this.#processedOffset > this.#flushedOffset
-      ? this.#processedOffset + 1
-      : null;
     return {
       topic: this.topic,
       partition: this.partition,
@@ -429,21 +443,23 @@ export class PartitionSupervisor<T> {
    * Frees flushed actors idle for `idleMs`, then the least recently active ones while more
    * than `maxLive` are live. Their state is already in their stored snapshot.
    */
-  passivate(options: { idleMs: number; maxLive: number; now: number }): number {
-    const candidates = [...this.#actors.values()].filter((a) => !a.dirty && a.mailboxDepth === 0);
-    candidates.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
-    let freed = 0;
-    for (const actor of candidates) {
-      const idle = options.now - actor.lastActiveMs >= options.idleMs;
-      if (!idle && this.#actors.size <= options.maxLive) break;
-      const wake = actor.wakeAt();
-      if (wake !== null) this.#wakeups.set(actor.key, wake);
-      actor.stop();
-      this.#actors.delete(actor.key);
-      freed++;
-    }
-    if (freed > 0) metrics.passivations.labels(this.kind).inc(freed);
-    return freed;
+  passivate(options: { idleMs: number; maxLive: number; now: number }): Promise<number> {
+    return this.#serial(() => {
+      const candidates = [...this.#actors.values()].filter((a) => !a.dirty && a.mailboxDepth === 0);
+      candidates.sort((a, b) => a.lastActiveMs - b.lastActiveMs);
+      let freed = 0;
+      for (const actor of candidates) {
+        const idle = options.now - actor.lastActiveMs >= options.idleMs;
+        if (!idle && this.#actors.size <= options.maxLive) break;
+        const wake = actor.wakeAt();
+        if (wake !== null) this.#wakeups.set(actor.key, wake);
+        actor.stop();
+        this.#actors.delete(actor.key);
+        freed++;
+      }
+      if (freed > 0) metrics.passivations.labels(this.kind).inc(freed);
+      return freed;
+    });
   }
 
   /** Stops every actor without flushing (the partition was lost or is being restarted). */
