@@ -30,12 +30,12 @@ export class KeyActor<T> {
   #appliedOffset: number;
   #history: Record<string, unknown>[];
   #mailbox: KeyedEvent<T>[] = [];
-  /** Events applied since the last flush: with the stored snapshot they rebuild the state. */
+  /** Events applied since the last stored snapshot: with it they rebuild the state. */
   #unflushed: KeyedEvent<T>[] = [];
   #carried: ActorOutputs | null = null;
   #stopped = false;
   restarts: number;
-  /** Changed since its last flush. */
+  /** Changed since its last stored snapshot (a passivation candidate only when false). */
   dirty = false;
   lastActiveMs: number;
 
@@ -135,9 +135,8 @@ export class KeyActor<T> {
     return this.#adapter.wakeAt(this.#machine);
   }
 
-  /** Takes the changes since the last flush as sink writes. */
+  /** Takes the changes since the last collect as sink writes. */
   collect(): ActorOutputs {
-    this.#unflushed = [];
     const out = this.#adapter.collect(this.#machine, this.key);
     const carried = this.#carried;
     if (carried === null) return out;
@@ -157,9 +156,15 @@ export class KeyActor<T> {
     this.dirty = true;
   }
 
-  /** Events applied since the last flush (to rebuild after a crash). */
+  /** Events applied since the last stored snapshot (to rebuild after a crash). */
   get unflushed(): readonly KeyedEvent<T>[] {
     return this.#unflushed;
+  }
+
+  /** The snapshot was stored: the events before it are no longer needed for a rebuild. */
+  snapshotted(): void {
+    this.#unflushed = [];
+    this.dirty = false;
   }
 
   persist(nowMs: number): PersistedActor {

@@ -73,6 +73,7 @@ const schema = z.object({
   DATA_PROC_MAX_LIVE_ACTORS: integer(1).default(20_000),
   DATA_PROC_ACTOR_IDLE_PASSIVATE_MS: integer(1).default(60_000),
   DATA_PROC_ACTOR_HISTORY: integer(0).max(1000).default(20),
+  DATA_PROC_SNAPSHOT_INTERVAL_MS: integer(0).default(5000),
   DATA_PROC_NODE_ID: z.string().default(""),
   DATA_PROC_ADVERTISED_URL: z.string().default(""),
   DATA_PROC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

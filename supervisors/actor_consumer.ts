@@ -71,6 +71,8 @@ export class ActorConsumer {
   #flushing: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
   #flushRequested = false;
+  #snapshotRequested = false;
+  #lastSnapshotMs = 0;
   #instruments: KindAdapter<NormalizedTick>;
   #curves: KindAdapter<NormalizedCurvePoint>;
 
@@ -266,7 +268,9 @@ export class ActorConsumer {
     metrics.consumerLag.labels(batch.topic, String(batch.partition)).set(
       Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1),
     );
-    if (p.liveActors > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) this.requestFlush();
+    if (p.liveActors > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
+      this.requestFlush({ snapshot: true }); // passivation needs stored snapshots
+    }
     await payload.heartbeat();
   }
 
@@ -331,8 +335,9 @@ export class ActorConsumer {
   }
 
   /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */
-  requestFlush(): void {
+  requestFlush(options: { snapshot?: boolean } = {}): void {
     this.#flushRequested = true;
+    if (options.snapshot) this.#snapshotRequested = true;
     this.#wake?.();
   }
 
@@ -352,30 +357,48 @@ export class ActorConsumer {
       }
       this.#flushRequested = false;
       if (signal.aborted) break;
+      // Projections every interval; snapshots (and so offset commits) less often: they cost
+      // most, and a crash only replays the events since the last commit, idempotently.
+      const snapshot = this.#snapshotRequested ||
+        this.#now() - this.#lastSnapshotMs >= this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
+      this.#snapshotRequested = false;
       try {
-        await this.flush();
+        await this.flush({ snapshot });
       } catch (err) {
         this.#d.logger.error("flush failed; restarting its partitions", { err });
       }
     }
   }
 
-  /** Flushes every owned partition once (serialised: one flush at a time). */
-  flush(): Promise<void> {
-    const run = this.#flushing.then(() => withSpan("actors.flush", {}, () => this.#flushOnce()));
+  /**
+   * Flushes every owned partition once (serialised: one flush at a time). With `snapshot`
+   * (the default for callers outside the loop: reset, replay, stop) actor snapshots are
+   * stored and offsets committed too.
+   */
+  flush(options: { snapshot: boolean } = { snapshot: true }): Promise<void> {
+    const run = this.#flushing.then(() =>
+      withSpan(
+        "actors.flush",
+        { snapshot: options.snapshot },
+        () => this.#flushOnce(options.snapshot),
+      )
+    );
     this.#flushing = run.catch(() => {});
     return run;
   }
 
-  async #flushOnce(): Promise<void> {
+  async #flushOnce(snapshot: boolean): Promise<void> {
     const started = performance.now();
+    if (snapshot) this.#lastSnapshotMs = this.#now();
     const now = this.#now();
     const live = this.partitions.filter((p) => p.alive);
     for (const p of live) await p.tick(now);
     const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
-    for (const p of live) plans.push({ p, plan: await p.plan() });
+    for (const p of live) plans.push({ p, plan: await p.plan({ snapshot }) });
+    const planned = performance.now();
     const work = plans.filter(({ plan }) =>
-      plan.commitOffset !== null || plan.snapshots.length > 0 || plan.dlq.length > 0
+      plan.commitOffset !== null || plan.snapshots.length > 0 || plan.dlq.length > 0 ||
+      plan.flushedKeys.length > 0
     );
     if (work.length === 0) return;
     try {
@@ -384,6 +407,7 @@ export class ActorConsumer {
       const owned = work.filter(({ p }, i) => epochs[i] === p.epoch);
       for (const { p } of work.filter((w) => !owned.includes(w))) await this.#lost(p);
       await this.#writeSinks(owned.map((w) => w.plan));
+      const sunk = performance.now();
       const committed: { topic: string; partition: number; offset: string }[] = [];
       for (const { p, plan } of owned) {
         const ok = await this.#d.store.fencedFlush(p.topic, p.partition, p.epoch, {
@@ -419,6 +443,20 @@ export class ActorConsumer {
         });
       }
       this.#updateActorGauges();
+      const total = performance.now() - started;
+      if (total > 1000) {
+        this.#d.logger.warn("slow flush", {
+          total_ms: Math.round(total),
+          plan_ms: Math.round(planned - started),
+          kafka_clickhouse_ms: Math.round(sunk - planned),
+          redis_commit_passivate_ms: Math.round(performance.now() - sunk),
+          actors: owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0),
+          snapshot_bytes: owned.reduce(
+            (n, w) => n + w.plan.snapshots.reduce((m, x) => m + x.value.length, 0),
+            0,
+          ),
+        });
+      }
     } catch (err) {
       // Nothing of these plans is committed: rebuild the partitions from the last commit.
       for (const { p } of work) if (p.alive) await this.#restartPartition(p, err);

@@ -392,11 +392,12 @@ export class PartitionSupervisor<T> {
    * Captures what the next flush writes: every dirty actor's changes and snapshot, the DLQ
    * records owed, and the offset that becomes committable once all of it is acknowledged.
    */
-  async plan(): Promise<PartitionFlushPlan> {
+  async plan(options: { snapshot: boolean }): Promise<PartitionFlushPlan> {
     const now = this.#o.now();
     // Captured first: everything at or below this offset is in the actors collected below
     // (events applied while this plan yields only add to snapshots, keyed by their offsets).
-    const commitOffset = this.#processedOffset > this.#flushedOffset
+    // Only a plan with snapshots may commit: the offset must be covered by stored state.
+    const commitOffset = options.snapshot && this.#processedOffset > this.#flushedOffset
       ? this.#processedOffset + 1
       : null;
     const dlq = this.#dlq;
@@ -415,12 +416,13 @@ export class PartitionSupervisor<T> {
       outputs.barRows.push(...out.barRows);
       outputs.curveRows.push(...out.curveRows);
       outputs.messages.push(...out.messages);
+      flushedKeys.push(actor.key);
+      if (!options.snapshot) continue;
       snapshots.push({
         key: this.#o.store.snapshotKey(this.kind, actor.key),
         value: JSON.stringify(actor.persist(now)),
       });
-      actor.dirty = false;
-      flushedKeys.push(actor.key);
+      actor.snapshotted();
     }
     return {
       topic: this.topic,
@@ -434,7 +436,7 @@ export class PartitionSupervisor<T> {
     };
   }
 
-  /** Records that a plan reached every sink and its offset was committed. */
+  /** Records that a plan reached every sink and its offset (if any) was committed. */
   flushed(plan: PartitionFlushPlan): void {
     if (plan.commitOffset !== null) this.#flushedOffset = plan.commitOffset - 1;
   }

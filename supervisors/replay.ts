@@ -191,11 +191,13 @@ async function readHistory(
       // deno-lint-ignore require-await
       eachBatch: async ({ batch, isRunning }) => {
         const end = remaining.get(batch.partition);
+        const start = starts.get(batch.partition) ?? 0;
         if (end === undefined || !isRunning()) return;
         const byKey = out.get(batch.partition)!;
         for (const m of batch.messages as KafkaMessage[]) {
           const offset = Number(m.offset);
           if (offset > end) break;
+          if (offset < start) continue; // fetched before the seek took effect
           const decoded = decodeJson(schema, m.value);
           if (!decoded.ok) continue;
           const key = keyOf(decoded.value);

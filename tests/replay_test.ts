@@ -134,7 +134,7 @@ Deno.test({
       assert.deepEqual(found, [
         `gold.bars 1h|${bar.start_ms}.close`,
         `projection:latest:${KEY}.price`,
-      ]);
+      ], JSON.stringify(dry.differences));
       assert.equal(JSON.parse((await redis.get(latestKey))!).price, 123456.5, "dry run wrote");
       assert.deepEqual(await otherKeysState(env), before);
 
