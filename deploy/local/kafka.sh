@@ -4,11 +4,11 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-KAFKA_VERSION=3.9.1
+KAFKA_VERSION=4.1.1
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 LIBS="$STATE_DIR/kafka-$KAFKA_VERSION/libs"
-DATA="$STATE_DIR/kafka-data-$KAFKA_PORT"
+DATA="$STATE_DIR/kafka-$KAFKA_VERSION-data-$KAFKA_PORT"
 
 if port_open 127.0.0.1 "$KAFKA_PORT"; then
   log "kafka already listening on $KAFKA_PORT"
@@ -27,7 +27,7 @@ props="$DATA/server.properties"
 cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
@@ -44,19 +44,25 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 PROPS
 
-cat >"$DATA/log4j.properties" <<'L4J'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=WARN
+cat >"$DATA/log4j2.properties" <<'L4J'
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.server.name = org.apache.kafka.server
+logger.server.level = warn
 L4J
 
-java_opts=(-Xms256m -Xmx1g -Dlog4j.configuration="file:$DATA/log4j.properties")
+java_opts=(-Xms256m -Xmx1g -Dlog4j2.configurationFile="$DATA/log4j2.properties")
 if [[ ! -f "$DATA/logs/meta.properties" ]]; then
   cluster_id=$(java -cp "$LIBS/*" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
-  java -cp "$LIBS/*" "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >&2
+  java -cp "$LIBS/*" "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" \
+    --standalone >&2
 fi
 
 log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
