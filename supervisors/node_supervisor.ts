@@ -20,7 +20,7 @@ import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { createPostgres } from "../stores/postgres.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { ActorConsumer } from "./actor_consumer.ts";
 import { startNormalizer } from "./normalizer_supervisor.ts";
@@ -266,7 +266,7 @@ export function startNode(
       await admin.disconnect().catch(() => {});
       await clickhouse.close();
       await sql.end({ timeout: 5 });
-      redis.disconnect();
+      await closeRedis(redis);
       logger.info("stopped");
       resolveFinished(code);
     })();

@@ -7,7 +7,7 @@ import { Partitioners } from "kafkajs";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { barDifferences, barKey, compareFloat, type ExpectedInstruments } from "./expected.ts";
 import type { TestEnv } from "./support.ts";
 
@@ -131,7 +131,7 @@ export async function instrumentDifferences(
       if (!seen.has(key)) problems.push(`gold bar ${key}: missing`);
     }
   } finally {
-    redis.disconnect();
+    await closeRedis(redis);
     await ch.close();
   }
   return problems;

@@ -9,7 +9,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
 import { createPostgres } from "../stores/postgres.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { createTopics, produceTicks } from "./actor_harness.ts";
 import { generateTicks } from "./expected.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
@@ -343,7 +343,7 @@ Deno.test({
       strictEqual(await node.kill("SIGTERM"), 0);
     } finally {
       await node.kill("SIGKILL");
-      redis.disconnect();
+      await closeRedis(redis);
       await ch.close();
       await sql.end();
       await env.cleanup();

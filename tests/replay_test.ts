@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createClickHouse, insertRows, queryRows } from "../stores/clickhouse.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import {
   conflictingVersions,
@@ -61,7 +61,7 @@ async function otherKeysState(env: TestEnv) {
     );
     return { keys, values, rows };
   } finally {
-    redis.disconnect();
+    await closeRedis(redis);
     await ch.close();
   }
 }
@@ -151,7 +151,7 @@ Deno.test({
       await waitExact(env, expectedInstruments(input, options));
       assert.deepEqual(await otherKeysState(env), quiet);
     } finally {
-      redis.disconnect();
+      await closeRedis(redis);
       await ch.close();
       await node.kill("SIGKILL");
       await env.cleanup();

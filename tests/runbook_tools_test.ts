@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createClickHouse, insertRows } from "../stores/clickhouse.ts";
 import { createPostgres } from "../stores/postgres.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { freshEnv, type TestEnv } from "./support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -603,7 +603,7 @@ Deno.test("projection:reconcile passes on clean data, reports planted difference
       leftover.push(...batch);
     } while (cursor !== "0");
     if (leftover.length > 0) await redis.del(...leftover);
-    redis.disconnect();
+    await closeRedis(redis);
     await ch.close();
     await env.cleanup();
   }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createClickHouse, insertRows, queryRows } from "../stores/clickhouse.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { createPostgres } from "../stores/postgres.ts";
-import { createRedis } from "../stores/redis.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
 import { recordAudit } from "../stores/audit_log.ts";
 import { freshEnv } from "./support.ts";
 
@@ -15,7 +15,7 @@ Deno.test("redis round trip through the store module", async () => {
     await redis.set(key, "value", "PX", 10_000);
     assert.equal(await redis.get(key), "value");
   } finally {
-    redis.disconnect();
+    await closeRedis(redis);
     await env.cleanup();
   }
 });
