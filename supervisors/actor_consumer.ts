@@ -12,7 +12,7 @@ import { Partitioners } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import { curveAdapter, instrumentAdapter, type KindAdapter } from "../actors/actor_kinds.ts";
 import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
-import { NormalizedTick } from "../messages/normalized_tick.ts";
+import { isNormalizedTick, NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import { withSpan } from "../observability/tracing.ts";
@@ -233,6 +233,7 @@ export class ActorConsumer {
         ...common,
         adapter: this.#instruments,
         schema: NormalizedTick,
+        fastCheck: isNormalizedTick,
         keyOf: (t: NormalizedTick) => t.instrument_id,
       })
       : new PartitionSupervisor({

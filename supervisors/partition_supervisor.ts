@@ -21,6 +21,8 @@ export interface PartitionOptions<T> {
   epoch: number;
   adapter: KindAdapter<T>;
   schema: z.ZodType<T>;
+  /** Optional hand-written check of the schema's rules for the hot path (see decodeJson). */
+  fastCheck?: (value: unknown) => value is T;
   keyOf: (value: T) => string;
   store: ActorStore;
   historySize: number;
@@ -131,7 +133,7 @@ export class PartitionSupervisor<T> {
     const raw = new Map<number, KafkaMessage>();
     for (const m of messages) {
       const offset = Number(m.offset);
-      const decoded = decodeJson(this.#o.schema, m.value);
+      const decoded = decodeJson(this.#o.schema, m.value, this.#o.fastCheck);
       if (!decoded.ok) {
         this.#toDlq(m, "invalid_payload", decoded.message, now);
         continue;
