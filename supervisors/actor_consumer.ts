@@ -71,6 +71,7 @@ export class ActorConsumer {
   #flushing: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
   #flushRequested = false;
+  #capFlush: Promise<void> | null = null;
   #snapshotRequested = false;
   #lastSnapshotMs = 0;
   #instruments: KindAdapter<NormalizedTick>;
@@ -269,7 +270,7 @@ export class ActorConsumer {
     metrics.consumerLag.labels(batch.topic, String(batch.partition)).set(
       Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1),
     );
-    if (p.liveActors > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
+    if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
       this.requestFlush({ snapshot: true }); // passivation needs stored snapshots
     }
     await payload.heartbeat();
@@ -506,6 +507,12 @@ export class ActorConsumer {
     });
     this.#partitions.delete(`${p.topic}:${p.partition}`);
     await p.stop();
+  }
+
+  #liveActors(): number {
+    let n = 0;
+    for (const p of this.#partitions.values()) n += p.liveActors;
+    return n;
   }
 
   #updateActorGauges(): void {
