@@ -50,9 +50,9 @@ Deno.test("reference data joins mappings with enrichment and reloads only on cha
       assert.equal(await refdata.refreshAfterMiss(), false);
       assert.equal(refdata.instrument("ice", "TFM"), undefined);
 
-      // An UPDATE that leaves updated_at alone is still seen by a forced (full) reload.
+      // An UPDATE that does not set updated_at still changes the fingerprint (trigger).
       await sql`UPDATE instrument_map SET price_multiplier = 5 WHERE symbol = 'NGc'`;
-      await refdata.refresh({ force: true });
+      assert.equal(await refdata.refresh(), true);
       assert.equal(refdata.instrument("cme", "NGc")?.price_multiplier, "5");
       assert.equal(refdata.instrument("ice", "TFM")?.instrument_id, "gas.ttf");
     } finally {
