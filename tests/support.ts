@@ -4,6 +4,7 @@
  */
 import { type Config, loadConfig } from "../config/config.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
+import { createKafka } from "../stores/kafka.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 
@@ -77,6 +78,7 @@ export async function freshEnv(overrides: Record<string, string> = {}): Promise<
     env,
     config,
     cleanup: async () => {
+      await deleteTopics(config.DATA_PROC_KAFKA_BOOTSTRAP, config.DATA_PROC_TOPIC_PREFIX);
       const ch2 = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
       const pg = createPostgres(BASE_ENV.DATA_PROC_POSTGRES_DSN, { max: 1 });
       try {
@@ -93,6 +95,20 @@ export async function freshEnv(overrides: Record<string, string> = {}): Promise<
       }
     },
   };
+}
+
+/** Deletes the topics a test made (its prefix), so runs do not pile topics up in the broker. */
+async function deleteTopics(bootstrap: string, prefix: string): Promise<void> {
+  const admin = createKafka(bootstrap, "test-cleanup").admin();
+  try {
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
+  } catch {
+    // best effort: a test's result does not depend on its cleanup
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**
