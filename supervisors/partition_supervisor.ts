@@ -479,8 +479,4 @@ export class PartitionSupervisor<T> {
   async idle(): Promise<void> {
     await this.#inFlight;
   }
-
-  get passivatedWithWakeups(): number {
-    return this.#wakeups.size;
-  }
 }
