@@ -45,27 +45,17 @@ export interface ClearedProjections {
   clickhouse_mutations: string[];
 }
 
-/** The Redis projection keys of one actor key. */
-export function projectionKeys(
-  config: Config,
-  keys: RedisKeys,
-  kind: ActorKind,
-  key: string,
-): string[] {
-  if (kind === "curve") return [keys.projectionCurve(key)];
-  return [
-    keys.projectionLatest(key),
-    ...config.DATA_PROC_BAR_WINDOWS.map((w) => keys.projectionBar(w.name, key)),
-  ];
-}
-
 export async function clearProjections(
   deps: ResetProjectionsDeps,
   kind: ActorKind,
   key: string,
   versionBase: number,
 ): Promise<ClearedProjections> {
-  const redisKeys = projectionKeys(deps.config, deps.keys, kind, key);
+  const redisKeys = deps.keys.projectionsOf(
+    kind,
+    key,
+    deps.config.DATA_PROC_BAR_WINDOWS.map((w) => w.name),
+  );
   const deleted = Number(
     await deps.redis.eval(DELETE_OLDER, redisKeys.length, ...redisKeys, String(versionBase)),
   );

@@ -16,6 +16,7 @@ import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type ClickHouseClient, queryRows } from "../stores/clickhouse.ts";
 import type { Redis } from "../stores/redis.ts";
+import { redisKeys } from "../stores/redis_keys.ts";
 import { sqlIdentifier, sqlNumber, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
@@ -264,13 +265,8 @@ async function rebuild(
 }
 
 function projectionKeys(config: Config, kind: ActorKind, key: string): string[] {
-  const prefix = config.DATA_PROC_REDIS_PREFIX;
-  return kind === "instrument"
-    ? [
-      `${prefix}projection:latest:${key}`,
-      ...config.DATA_PROC_BAR_WINDOWS.map((w) => `${prefix}projection:bar:${w.name}:${key}`),
-    ]
-    : [`${prefix}projection:curve:${key}`];
+  return redisKeys(config.DATA_PROC_REDIS_PREFIX, config.DATA_PROC_GROUP_ID)
+    .projectionsOf(kind, key, config.DATA_PROC_BAR_WINDOWS.map((w) => w.name));
 }
 
 /** The highest version stored for each key in Redis projections and ClickHouse gold rows. */
@@ -282,13 +278,13 @@ async function storedMaxVersions(
   const max = new Map<string, number>();
   if (keys.length === 0) return max;
   const bump = (key: string, v: number) => max.set(key, Math.max(max.get(key) ?? 0, v));
-  const redisKeys = keys.flatMap((k) => projectionKeys(deps.config, kind, k).map((rk) => [k, rk]));
-  const values = await deps.redis.mget(redisKeys.map(([, rk]) => rk!));
+  const pairs = keys.flatMap((k) => projectionKeys(deps.config, kind, k).map((rk) => [k, rk]));
+  const values = await deps.redis.mget(pairs.map(([, rk]) => rk!));
   values.forEach((v, i) => {
     if (v === null) return;
     try {
       const version = Number(JSON.parse(v).version);
-      if (Number.isFinite(version)) bump(redisKeys[i]![0]!, version);
+      if (Number.isFinite(version)) bump(pairs[i]![0]!, version);
     } catch {
       // not JSON: replaced by the rebuild anyway
     }
@@ -308,8 +304,7 @@ async function storedMaxVersions(
 /** Removes the keys' stored projections and gold rows that the rebuild writes again. */
 async function clearStored(deps: ReplayDeps, spec: ReplaySpec, keys: string[]): Promise<void> {
   if (keys.length === 0) return;
-  const redisKeys = keys.flatMap((k) => projectionKeys(deps.config, spec.kind, k));
-  await deps.redis.del(...redisKeys);
+  await deps.redis.del(...keys.flatMap((k) => projectionKeys(deps.config, spec.kind, k)));
   const gold = sqlIdentifier(deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB);
   const list = keys.map(sqlString).join(", ");
   if (spec.kind === "instrument") {
