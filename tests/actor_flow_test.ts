@@ -10,6 +10,7 @@ import {
   createTopics,
   instrumentDifferences,
   produceTicks,
+  waitExact,
 } from "./actor_harness.ts";
 import { spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";
@@ -39,28 +40,6 @@ function ticks(count: number, instruments: number, seed: number) {
     duplicateRatio: 0.02,
     maxDelayMs: 20_000,
   });
-}
-
-async function waitExact(
-  env: Awaited<ReturnType<typeof setup>>,
-  expected: ReturnType<typeof expectedInstruments>,
-  node?: { log(): string },
-) {
-  let last: string[] = [];
-  try {
-    await pollUntil("projections equal to the expected result", async () => {
-      last = await instrumentDifferences(env, expected);
-      return last.length === 0 ? true : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 1000 });
-  } catch (err) {
-    throw new Error(
-      `${(err as Error).message}\nfirst differences:\n${last.slice(0, 10).join("\n")}\n` +
-        `node warnings:\n${
-          (node?.log() ?? "").split("\n").filter((l) => /"level":"(warn|error)"/.test(l))
-            .slice(-15).join("\n")
-        }`,
-    );
-  }
 }
 
 Deno.test({

@@ -9,7 +9,7 @@ import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { barDifferences, barKey, compareFloat, type ExpectedInstruments } from "./expected.ts";
-import type { TestEnv } from "./support.ts";
+import { pollUntil, type TestEnv } from "./support.ts";
 
 export async function createTopics(env: TestEnv): Promise<void> {
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
@@ -153,5 +153,30 @@ export async function conflictingVersions(env: TestEnv): Promise<number> {
     return Number(rows[0]?.n ?? 0);
   } finally {
     await ch.close();
+  }
+}
+
+/**
+ * Polls until every projection and gold bar equals `expected`; on timeout the error lists the
+ * first differences and, when a node is given, its last warnings.
+ */
+export async function waitExact(
+  env: TestEnv,
+  expected: ExpectedInstruments,
+  node?: { log(): string },
+): Promise<void> {
+  let last: string[] = [];
+  try {
+    await pollUntil("projections equal to the expected result", async () => {
+      last = await instrumentDifferences(env, expected);
+      return last.length === 0 ? true : undefined;
+    }, { timeoutMs: 150_000, intervalMs: 500 });
+  } catch (err) {
+    const warnings = (node?.log() ?? "").split("\n")
+      .filter((l) => /"level":"(warn|error)"/.test(l)).slice(-15).join("\n");
+    throw new Error(
+      `${(err as Error).message}\nfirst differences:\n${last.slice(0, 10).join("\n")}\n` +
+        `node warnings:\n${warnings}`,
+    );
   }
 }

@@ -4,12 +4,7 @@
  */
 import { strictEqual } from "node:assert/strict";
 import { expectedInstruments, generateTicks } from "./expected.ts";
-import {
-  conflictingVersions,
-  createTopics,
-  instrumentDifferences,
-  produceTicks,
-} from "./actor_harness.ts";
+import { conflictingVersions, createTopics, produceTicks, waitExact } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";
 
@@ -65,13 +60,7 @@ Deno.test({
       await c.kill("SIGKILL");
       await produceTicks(env, input.slice(45_000));
 
-      let last: string[] = [];
-      await pollUntil("exact results after join, leave and crash", async () => {
-        last = await instrumentDifferences(env, expected);
-        return last.length === 0 ? true : undefined;
-      }, { timeoutMs: 150_000, intervalMs: 1000 }).catch((err) => {
-        throw new Error(`${err.message}\n${last.slice(0, 10).join("\n")}`);
-      });
+      await waitExact(env, expected, a);
       strictEqual(await conflictingVersions(env), 0);
     } finally {
       for (const n of nodes) await n.kill("SIGKILL");

@@ -7,27 +7,12 @@ import assert from "node:assert/strict";
 import { createClickHouse, insertRows, queryRows } from "../stores/clickhouse.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
-import {
-  conflictingVersions,
-  createTopics,
-  instrumentDifferences,
-  produceTicks,
-} from "./actor_harness.ts";
+import { conflictingVersions, createTopics, produceTicks, waitExact } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
 const WINDOWS = [{ name: "1m", ms: 60_000 }, { name: "1h", ms: 3_600_000 }];
 const KEY = "INST-0007";
-
-async function waitExact(env: TestEnv, expected: ReturnType<typeof expectedInstruments>) {
-  let last: string[] = [];
-  await pollUntil("exact projections", async () => {
-    last = await instrumentDifferences(env, expected);
-    return last.length === 0 ? true : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 500 }).catch((err) => {
-    throw new Error(`${err.message}\n${last.slice(0, 8).join("\n")}`);
-  });
-}
 
 async function replay(node: NodeProcess, env: TestEnv, body: Record<string, unknown>) {
   const res = await fetch(`${node.url}/replay`, {
