@@ -41,7 +41,9 @@ async function otherKeysState(env: TestEnv) {
     const values = await redis.mget(keys);
     const rows = await queryRows<Record<string, unknown>>(
       ch,
-      `SELECT * FROM ${env.config.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars
+      // FINAL: what readers see. Without it a background merge that drops superseded
+      // versions between two reads would look like a change.
+      `SELECT * FROM ${env.config.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars FINAL
        WHERE instrument_id != '${KEY}' ORDER BY instrument_id, resolution, start_ms, version`,
     );
     return { keys, values, rows };
