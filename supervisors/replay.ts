@@ -215,8 +215,8 @@ async function readHistory(
       },
     }).catch(rejectDone);
     await joined;
-    const all = new Set(await fetchPartitions(deps.kafka, topic));
-    for (const partition of all) {
+    // `starts` has every partition of the topic (both offset look-ups return them all).
+    for (const partition of starts.keys()) {
       const start = starts.get(partition);
       if (remaining.has(partition) && start !== undefined) {
         consumer.seek({ topic, partition, offset: String(start) });
@@ -232,16 +232,6 @@ async function readHistory(
     await consumer.disconnect();
   }
   return out;
-}
-
-async function fetchPartitions(kafka: Kafka, topic: string): Promise<number[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return (await admin.fetchTopicOffsets(topic)).map((o) => o.partition);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** Rebuilds each key from its events, with versions above everything stored for it. */
