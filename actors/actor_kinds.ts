@@ -16,7 +16,7 @@ import {
   type InstrumentContext,
   type InstrumentParams,
   latestVersion,
-  nextQuietCloseAt,
+  nextCloseAt,
   takeChanges,
 } from "./instrument_aggregate.ts";
 import { instrumentMachine } from "./instrument_machine.ts";
@@ -27,6 +27,7 @@ import {
   takeCurveChanges,
 } from "./curve_aggregate.ts";
 import { curveMachine } from "./curve_machine.ts";
+import type { EventClock } from "./event_clock.ts";
 
 export type ActorKind = "instrument" | "curve";
 export const ACTOR_KINDS: readonly ActorKind[] = ["instrument", "curve"];
@@ -36,6 +37,8 @@ export interface KeyedEvent<T> {
   offset: number;
   /** Kafka append time (ms) of the record, for the latency histogram. */
   appendTimeMs: number;
+  /** The partition's event-time clock at this offset. */
+  clock: EventClock;
   value: T;
 }
 
@@ -60,16 +63,15 @@ export interface KindAdapter<T> {
   apply(
     actor: AnyActorRef,
     events: readonly KeyedEvent<T>[],
-    nowMs: number,
   ): { index: number; reason: "late_event"; message: string }[];
   /** Takes the actor's changes since the last flush and turns them into sink writes. */
   collect(actor: AnyActorRef, key: string): ActorOutputs;
-  /** Wall-clock time at which the actor wants a WALL_CLOCK event, or null. */
-  wakeAt(actor: AnyActorRef): number | null;
+  /** The partition clock value at which the actor has something to close, or null. */
+  nextCloseAt(actor: AnyActorRef): number | null;
   /** True when a window closed since the last flush (final bars are flushed early). */
   windowClosed(actor: AnyActorRef): boolean;
-  /** Delivers the wall clock (quiet close). */
-  tick(actor: AnyActorRef, nowMs: number): void;
+  /** Delivers a partition clock advance (finality and quiet close). */
+  advance(actor: AnyActorRef, clock: EventClock): void;
   /** Resets the machine to empty, issuing versions from `versionBase` on. */
   reset(actor: AnyActorRef, versionBase: number): void;
   /** The highest version this actor has issued (a reset continues above it). */
@@ -116,10 +118,10 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
         : createActor(instrumentMachine, { input, snapshot: persisted as never });
       return actor.start();
     },
-    apply(actor, events, nowMs) {
+    apply(actor, events) {
       actor.send({
         type: "EVENTS",
-        inputs: events.map((e) => ({ tick: e.value, receivedAtMs: nowMs })),
+        inputs: events.map((e) => ({ tick: e.value, clock: e.clock })),
       });
       return (actor.getSnapshot().context as InstrumentContext).rejected;
     },
@@ -166,14 +168,14 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
       }
       return out;
     },
-    wakeAt(actor) {
-      return nextQuietCloseAt(actor.getSnapshot().context as InstrumentContext);
+    nextCloseAt(actor) {
+      return nextCloseAt(actor.getSnapshot().context as InstrumentContext);
     },
     windowClosed(actor) {
       return (actor.getSnapshot().context as InstrumentContext).closedSinceFlush === true;
     },
-    tick(actor, nowMs) {
-      actor.send({ type: "WALL_CLOCK", nowMs });
+    advance(actor, clock) {
+      actor.send({ type: "CLOCK", clock });
     },
     reset(actor, versionBase) {
       actor.send({ type: "RESET", versionBase });
@@ -254,13 +256,13 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
       }
       return out;
     },
-    wakeAt() {
+    nextCloseAt() {
       return null;
     },
     windowClosed() {
       return false;
     },
-    tick() {},
+    advance() {},
     reset(actor, versionBase) {
       actor.send({ type: "RESET", versionBase });
     },

@@ -1,12 +1,14 @@
 /**
  * The instrument actor's aggregation logic as plain functions over a JSON-serialisable
- * context: bars per window, latest price, the instrument's event-time clock, lateness,
- * corrections and quiet close. No I/O and no clock reads: time comes in with the events.
+ * context: bars per window, latest price, lateness, corrections and quiet close. No I/O and
+ * no clock reads: the partition's event-time clock (actors/event_clock.ts) comes in with
+ * every event and with CLOCK advances, so every decision follows the log alone.
  *
  * Versions are derived from the events applied, never from flush timing, so a rebuild
  * after a crash writes the same (version, content) pairs again.
  */
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import type { EventClock } from "./event_clock.ts";
 
 export interface WindowSpec {
   name: string;
@@ -16,7 +18,6 @@ export interface WindowSpec {
 export interface InstrumentParams {
   windows: WindowSpec[];
   allowedLatenessMs: number;
-  idleCloseMs: number;
 }
 
 /** One bar under construction or final. `pv` is sum(price x size) for the VWAP. */
@@ -44,11 +45,10 @@ export interface LatestState {
   event_id: string;
 }
 
-/** An event applied to an instrument: the canonical tick plus where it came from. */
+/** An event applied to an instrument: the canonical tick and its partition's clock there. */
 export interface TickInput {
   tick: NormalizedTick;
-  /** Wall-clock ms when the runtime handed the event over (for quiet close). */
-  receivedAtMs: number;
+  clock: EventClock;
 }
 
 export type Rejection = { index: number; reason: "late_event"; message: string };
@@ -60,10 +60,8 @@ export interface InstrumentContext {
   versionBase: number;
   /** Events counted (each event_id once). */
   applied: number;
-  /** The instrument's event-time clock: the latest event time seen. */
+  /** The greatest partition clock this instrument was judged by (null: none defined yet). */
   clockMs: number | null;
-  /** Wall clock when the last event arrived. */
-  lastEventWallMs: number | null;
   latest: LatestState | null;
   /** Bars by resolution name, ordered by start_ms; final bars leave once past lateness. */
   bars: Record<string, BarState[]>;
@@ -93,7 +91,6 @@ export function initialInstrumentContext(
     versionBase,
     applied: 0,
     clockMs: null,
-    lastEventWallMs: null,
     latest: null,
     bars: Object.fromEntries(params.windows.map((w) => [w.name, []])),
     seen: {},
@@ -175,17 +172,21 @@ function addToBar(ctx: InstrumentContext, spec: WindowSpec, tick: NormalizedTick
 }
 
 /**
- * Finalises bars whose end + lateness the reference time has passed, and drops final
- * bars that no accepted event can reach any more (keeping each resolution's newest bar,
- * which backs `projection:bar:*`, and any bar still waiting to be flushed).
+ * Finalises bars whose end + lateness the clock has reached (or, while every source is
+ * idle, is below the quiet time), then drops final bars that no accepted event can reach
+ * any more (keeping each resolution's newest bar, which backs `projection:bar:*`, and any
+ * bar still waiting to be flushed).
  */
-function closeBars(ctx: InstrumentContext, referenceMs: number): void {
+function closeBars(ctx: InstrumentContext, clock: EventClock): void {
   const lateness = ctx.params.allowedLatenessMs;
+  const clockMs = clock.clockMs ?? -Infinity;
+  const quietMs = clock.quietMs ?? -Infinity;
   for (const spec of ctx.params.windows) {
     const list = ctx.bars[spec.name];
     if (!list) continue;
     for (const bar of list) {
-      if (!bar.final && bar.end_ms + lateness <= referenceMs) {
+      const due = bar.end_ms + lateness;
+      if (!bar.final && (due <= clockMs || due < quietMs)) {
         bar.final = true;
         ctx.closedSinceFlush = true;
         markChanged(ctx, `${spec.name}|${bar.start_ms}`);
@@ -197,6 +198,16 @@ function closeBars(ctx: InstrumentContext, referenceMs: number): void {
       !ctx.changedBars.includes(`${spec.name}|${list[0]!.start_ms}`)
     ) list.shift();
   }
+}
+
+/**
+ * Moves the instrument to its partition's clock: closes what the clock or quiet close
+ * finalises. Cheap when nothing moved (the common case inside a batch).
+ */
+export function advanceClock(ctx: InstrumentContext, clock: EventClock): void {
+  const moved = clock.clockMs !== null && (ctx.clockMs === null || clock.clockMs > ctx.clockMs);
+  if (moved) ctx.clockMs = clock.clockMs;
+  if (moved || clock.quietMs !== null) closeBars(ctx, clock);
 }
 
 /** Forgets event ids that can no longer be accepted (older than clock - lateness). */
@@ -218,14 +229,17 @@ function pruneSeen(ctx: InstrumentContext): void {
 }
 
 /**
- * Applies a batch of ticks in order. Duplicates (same event_id) are ignored; events older
- * than clock - lateness are reported in `ctx.rejected` as `late_event` and not applied.
+ * Applies a batch of ticks in order, each judged by its partition's clock at its offset.
+ * Duplicates (same event_id) are ignored; events older than clock - lateness are reported
+ * in `ctx.rejected` as `late_event` and not applied. An event for a bar that quiet close
+ * made final is a correction: the bar stays final with a higher version.
  */
 export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[]): void {
   ctx.rejected = [];
   const lateness = ctx.params.allowedLatenessMs;
   for (let index = 0; index < inputs.length; index++) {
-    const { tick, receivedAtMs } = inputs[index]!;
+    const { tick, clock } = inputs[index]!;
+    advanceClock(ctx, clock);
     const t = tick.event_time_ms;
     // hasOwn: ids such as "constructor" must not match Object.prototype members.
     if (Object.hasOwn(ctx.seen, tick.event_id)) {
@@ -243,7 +257,6 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
     ctx.seen[tick.event_id] = t;
     ctx.seenCount++;
     ctx.applied++;
-    ctx.lastEventWallMs = receivedAtMs;
     for (const spec of ctx.params.windows) addToBar(ctx, spec, tick);
     const latest = ctx.latest;
     if (latest === null || before(latest.event_time_ms, latest.event_id, t, tick.event_id)) {
@@ -255,23 +268,17 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
       };
     }
     ctx.latestChanged = true;
-    if (ctx.clockMs === null || t > ctx.clockMs) ctx.clockMs = t;
+    // While every source is idle, a bar this event opened may already be past quiet close.
+    if (clock.quietMs !== null) closeBars(ctx, clock);
   }
-  if (ctx.clockMs !== null) closeBars(ctx, ctx.clockMs);
   if (ctx.seenCount >= ctx.seenPruneAt) pruneSeen(ctx);
 }
 
-/** True when quiet close is due: no event for idleCloseMs and a bar past end + lateness. */
-export function quietCloseDue(ctx: InstrumentContext, nowMs: number): boolean {
-  const due = nextQuietCloseAt(ctx);
-  return due !== null && due <= nowMs;
-}
-
 /**
- * The wall-clock time at which quiet close would finalise the next open bar, or null when
- * every bar is final.
+ * The clock value at which the next open bar closes (end + lateness of the earliest open
+ * bar), or null when every bar is final. The partition wakes the actor when it gets there.
  */
-export function nextQuietCloseAt(ctx: InstrumentContext): number | null {
+export function nextCloseAt(ctx: InstrumentContext): number | null {
   let earliestEnd: number | null = null;
   for (const list of Object.values(ctx.bars)) {
     for (const bar of list) {
@@ -280,17 +287,7 @@ export function nextQuietCloseAt(ctx: InstrumentContext): number | null {
       }
     }
   }
-  if (earliestEnd === null || ctx.lastEventWallMs === null) return null;
-  return Math.max(
-    earliestEnd + ctx.params.allowedLatenessMs,
-    ctx.lastEventWallMs + ctx.params.idleCloseMs,
-  );
-}
-
-/** Quiet close: finalises every bar whose end + lateness the wall clock has passed. */
-export function closeQuiet(ctx: InstrumentContext, nowMs: number): void {
-  ctx.rejected = [];
-  closeBars(ctx, nowMs);
+  return earliestEnd === null ? null : earliestEnd + ctx.params.allowedLatenessMs;
 }
 
 /** Takes (and clears) the change markers: the runtime flushes what they name. */

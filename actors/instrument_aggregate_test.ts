@@ -1,19 +1,21 @@
 import assert from "node:assert/strict";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { barDifferences, barKey, expectedInstruments } from "../tests/expected.ts";
+import { type EventClock, UNDEFINED_CLOCK } from "./event_clock.ts";
 import {
+  advanceClock,
+  allBarsFinal,
   applyTicks,
   type BarState,
   barVersion,
   barVwap,
-  closeQuiet,
   initialInstrumentContext,
   type InstrumentContext,
   type InstrumentParams,
   latestVersion,
-  nextQuietCloseAt,
-  quietCloseDue,
+  nextCloseAt,
   takeChanges,
+  type TickInput,
 } from "./instrument_aggregate.ts";
 
 const SEC = 1_000;
@@ -22,11 +24,9 @@ const HOUR = 3_600_000;
 /** 2027-01-15T10:00:00Z: aligned to the minute and the hour. */
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
 const LATENESS = 5 * SEC;
-const IDLE = 30 * SEC;
 const PARAMS: InstrumentParams = {
   windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: HOUR }],
   allowedLatenessMs: LATENESS,
-  idleCloseMs: IDLE,
 };
 const ID = "INST-0001";
 
@@ -51,8 +51,31 @@ function fresh(versionBase = 0): InstrumentContext {
   return initialInstrumentContext(ID, PARAMS, versionBase);
 }
 
-function feed(ctx: InstrumentContext, ticks: readonly NormalizedTick[], receivedAtMs = 0): void {
-  applyTicks(ctx, ticks.map((t) => ({ tick: t, receivedAtMs })));
+/** The partition clock: `clockMs` (null: undefined) and, while every source is idle, quietMs. */
+function at(clockMs: number | null, quietMs: number | null = null): EventClock {
+  return { clockMs, quietMs };
+}
+
+/** Applies ticks that all come with the same partition clock (undefined by default). */
+function feed(
+  ctx: InstrumentContext,
+  ticks: readonly NormalizedTick[],
+  clock: EventClock = UNDEFINED_CLOCK,
+): void {
+  applyTicks(ctx, ticks.map((t) => ({ tick: t, clock })));
+}
+
+/**
+ * Inputs as a partition with a watermark after every event gives them: each event comes
+ * with the greatest event time of the events before it (undefined for the first).
+ */
+function watermarkedInputs(ticks: readonly NormalizedTick[]): TickInput[] {
+  let max: number | null = null;
+  return ticks.map((t) => {
+    const input = { tick: t, clock: at(max) };
+    max = Math.max(max ?? -Infinity, t.event_time_ms);
+    return input;
+  });
 }
 
 function barAt(ctx: InstrumentContext, resolution: string, start: number): BarState {
@@ -189,20 +212,24 @@ Deno.test("a redelivered event_id is counted once, even in the same batch or wit
   assert.equal(latestVersion(ctx), 2);
 });
 
+// ---------------------------------------------------------------------------------------
+// Lateness: judged by the partition clock that comes with each event
+
 Deno.test("an event at clock - lateness is counted; one a millisecond older is rejected as late_event and changes nothing", () => {
   const ctx = fresh();
   const clock = T0 + 30 * SEC;
-  feed(ctx, [tick("a", clock, 1)]);
-  feed(ctx, [tick("edge", clock - LATENESS, 2)]);
+  feed(ctx, [tick("a", clock, 1)], at(clock));
+  feed(ctx, [tick("edge", clock - LATENESS, 2)], at(clock));
   assert.equal(ctx.rejected.length, 0);
   assert.equal(barAt(ctx, "1m", T0).count, 2);
   takeChanges(ctx);
 
   const applied = ctx.applied;
-  feed(ctx, [tick("ok", clock + 1, 3), tick("late", clock + 1 - LATENESS - 1, 4)]);
+  feed(ctx, [tick("ok", clock + 1, 3), tick("late", clock + 1 - LATENESS - 1, 4)], at(clock + 1));
   assert.equal(ctx.rejected.length, 1);
   assert.equal(ctx.rejected[0]!.index, 1);
   assert.equal(ctx.rejected[0]!.reason, "late_event");
+  assert.match(ctx.rejected[0]!.message, new RegExp(`clock ${clock + 1}`));
   assert.equal(ctx.applied, applied + 1);
   // Only "ok" changed anything: the bar has 3 events and "late" is not among them.
   assert.equal(barAt(ctx, "1m", T0).count, 3);
@@ -211,7 +238,7 @@ Deno.test("an event at clock - lateness is counted; one a millisecond older is r
   // A batch of nothing but a late event leaves the state exactly as it was.
   takeChanges(ctx);
   const snapshot = JSON.stringify(ctx);
-  feed(ctx, [tick("late2", T0, 5)]);
+  feed(ctx, [tick("late2", T0, 5)], at(clock + 1));
   assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "late_event"]]);
   assert.deepEqual({ ...JSON.parse(JSON.stringify(ctx)), rejected: [] }, {
     ...JSON.parse(snapshot),
@@ -221,44 +248,201 @@ Deno.test("an event at clock - lateness is counted; one a millisecond older is r
 
 Deno.test("a late event redelivered is rejected again and never counted", () => {
   const ctx = fresh();
-  feed(ctx, [tick("a", T0 + 30 * SEC, 1)]);
-  feed(ctx, [tick("late", T0, 2)]);
-  feed(ctx, [tick("late", T0, 2)]);
+  feed(ctx, [tick("a", T0 + 30 * SEC, 1)], at(T0 + 30 * SEC));
+  feed(ctx, [tick("late", T0, 2)], at(T0 + 30 * SEC));
+  feed(ctx, [tick("late", T0, 2)], at(T0 + 30 * SEC));
   assert.equal(ctx.rejected.length, 1);
   assert.equal(ctx.applied, 1);
 });
 
-Deno.test("a bar becomes final when the instrument clock reaches end + lateness, not a millisecond before", () => {
+Deno.test("an instrument's own events far ahead are not its clock: older events still count and bars stay open", () => {
   const ctx = fresh();
-  feed(ctx, [tick("a", T0 + 1, 1)]);
-  feed(ctx, [tick("b", T0 + MIN + LATENESS - 1, 1)]);
+  // Its own events are two hours ahead of the partition clock (another source lags).
+  feed(ctx, [tick("ahead", T0 + 2 * HOUR, 1)], at(T0 + 10 * SEC));
+  feed(ctx, [tick("behind", T0 + 6 * SEC, 2)], at(T0 + 10 * SEC));
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(barAt(ctx, "1m", T0).count, 1);
+  assert.equal(barAt(ctx, "1m", T0).final, false);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  assert.equal(ctx.clockMs, T0 + 10 * SEC);
+  assert.equal(ctx.latest?.event_id, "ahead");
+  // Undefined clock: the same holds with no clock at all.
+  const none = fresh();
+  feed(none, [tick("ahead", T0 + 2 * HOUR, 1)]);
+  feed(none, [tick("behind", T0, 2)]);
+  assert.equal(none.rejected.length, 0);
+  assert.equal(none.applied, 2);
+  assert.equal(none.clockMs, null);
+});
+
+Deno.test("each event in a batch is judged by the clock at its own offset", () => {
+  const ctx = fresh();
+  applyTicks(ctx, [
+    { tick: tick("a", T0 + 10 * SEC, 1), clock: at(T0 + 10 * SEC) },
+    // A watermark between the two events moved the clock to T0 + 20 s.
+    { tick: tick("b", T0 + 14 * SEC, 2), clock: at(T0 + 20 * SEC) },
+    { tick: tick("c", T0 + 15 * SEC, 3), clock: at(T0 + 20 * SEC) },
+  ]);
+  assert.deepEqual(ctx.rejected.map((r) => r.index), [1]);
+  assert.equal(barAt(ctx, "1m", T0).count, 2);
+  assert.equal(ctx.clockMs, T0 + 20 * SEC);
+  // The same event before the watermark would have counted.
+  const earlier = fresh();
+  applyTicks(earlier, [
+    { tick: tick("a", T0 + 10 * SEC, 1), clock: at(T0 + 10 * SEC) },
+    { tick: tick("b", T0 + 14 * SEC, 2), clock: at(T0 + 10 * SEC) },
+    { tick: tick("c", T0 + 15 * SEC, 3), clock: at(T0 + 20 * SEC) },
+  ]);
+  assert.equal(earlier.rejected.length, 0);
+  assert.equal(barAt(earlier, "1m", T0).count, 3);
+});
+
+Deno.test("the instrument's clock never moves back, even if a lower clock comes with an event", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 30 * SEC, 1)], at(T0 + 30 * SEC));
+  feed(ctx, [tick("b", T0 + 20 * SEC, 2)], at(T0 + 10 * SEC));
+  assert.equal(ctx.clockMs, T0 + 30 * SEC);
+  assert.deepEqual(ctx.rejected.map((r) => r.index), [0]);
+  advanceClock(ctx, UNDEFINED_CLOCK);
+  assert.equal(ctx.clockMs, T0 + 30 * SEC);
+});
+
+Deno.test("with an undefined clock nothing is late and nothing is final", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 5 * HOUR, 1), tick("b", T0, 2), tick("c", T0 + 2 * HOUR, 3)]);
+  advanceClock(ctx, UNDEFINED_CLOCK);
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(ctx.applied, 3);
+  assert.equal(ctx.clockMs, null);
+  for (const list of Object.values(ctx.bars)) assert.ok(list.every((b) => !b.final));
+  assert.equal(ctx.closedSinceFlush, false);
+  assert.equal(nextCloseAt(ctx), T0 + MIN + LATENESS);
+  assert.equal(allBarsFinal(ctx), false);
+});
+
+// ---------------------------------------------------------------------------------------
+// Finality by the clock
+
+Deno.test("a bar becomes final when the partition clock reaches end + lateness, not a millisecond before", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)], at(T0));
+  advanceClock(ctx, at(T0 + MIN + LATENESS - 1));
   assert.equal(barAt(ctx, "1m", T0).final, false);
   assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 2);
+  assert.equal(ctx.closedSinceFlush, false);
   takeChanges(ctx);
-  feed(ctx, [tick("c", T0 + MIN + LATENESS, 1)]);
+  advanceClock(ctx, at(T0 + MIN + LATENESS));
   const bar = barAt(ctx, "1m", T0);
   assert.equal(bar.final, true);
   assert.equal(barVersion(ctx, bar), 3);
-  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
-  assert.equal(barAt(ctx, "1m", T0 + MIN).final, false);
+  assert.equal(ctx.closedSinceFlush, true);
+  assert.deepEqual(takeChanges(ctx).bars, [`1m|${T0}`]);
   assert.equal(barAt(ctx, "1h", T0).final, false);
+  // The hour bar in turn.
+  advanceClock(ctx, at(T0 + HOUR + LATENESS - 1));
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  advanceClock(ctx, at(T0 + HOUR + LATENESS));
+  assert.equal(barAt(ctx, "1h", T0).final, true);
+  assert.equal(allBarsFinal(ctx), true);
 });
 
-Deno.test("a correction within lateness re-emits a final bar with a higher version and it stays final", () => {
+Deno.test("a clock that comes with an event closes bars before the event is applied", () => {
   const ctx = fresh();
-  const wall = T0 + 20 * SEC;
-  feed(ctx, [tick("a", T0 + 10 * SEC, 10, 1)], wall);
+  feed(ctx, [tick("a", T0 + 1, 1)], at(T0));
+  // The event opens the next minute; its clock already passed the first bar's end + lateness.
+  feed(ctx, [tick("b", T0 + MIN + LATENESS, 2)], at(T0 + MIN + LATENESS));
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.equal(barAt(ctx, "1m", T0 + MIN).final, false);
+  assert.equal(barAt(ctx, "1m", T0).count, 1);
+});
+
+Deno.test("an event's own time, however far ahead, does not close its instrument's bars", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)], at(T0));
+  feed(ctx, [tick("b", T0 + 3 * HOUR, 2)], at(T0));
+  assert.equal(barAt(ctx, "1m", T0).final, false);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  assert.equal(nextCloseAt(ctx), T0 + MIN + LATENESS);
+});
+
+Deno.test("nextCloseAt is the earliest open bar's end + lateness, and null when every bar is final", () => {
+  const ctx = fresh();
+  assert.equal(nextCloseAt(ctx), null);
+  feed(ctx, [tick("a", T0 + 2 * MIN + 1, 1), tick("b", T0 + 1, 1)], at(T0));
+  assert.equal(nextCloseAt(ctx), T0 + MIN + LATENESS);
+  advanceClock(ctx, at(T0 + MIN + LATENESS));
+  assert.equal(nextCloseAt(ctx), T0 + 3 * MIN + LATENESS);
+  advanceClock(ctx, at(T0 + 3 * MIN + LATENESS));
+  assert.equal(nextCloseAt(ctx), T0 + HOUR + LATENESS);
+  advanceClock(ctx, at(T0 + HOUR + LATENESS));
+  assert.equal(nextCloseAt(ctx), null);
+  assert.equal(allBarsFinal(ctx), true);
+  // A bar opened by quiet close is final at once: nothing to wait for.
+  feed(ctx, [tick("c", T0 + HOUR + 1, 1)], at(T0 + HOUR + LATENESS, T0 + 3 * HOUR));
+  assert.equal(nextCloseAt(ctx), null);
+});
+
+Deno.test("advanceClock with a clock that did not move and no quiet time changes nothing", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 1, 1)], at(T0 + 1));
   takeChanges(ctx);
-  // Quiet close by wall clock: the bar is final although the clock is still inside it.
-  assert.equal(nextQuietCloseAt(ctx), T0 + MIN + LATENESS);
-  closeQuiet(ctx, T0 + MIN + LATENESS);
+  const before = JSON.stringify(ctx);
+  advanceClock(ctx, at(T0 + 1));
+  advanceClock(ctx, at(T0));
+  advanceClock(ctx, UNDEFINED_CLOCK);
+  assert.equal(JSON.stringify(ctx), before);
+});
+
+// ---------------------------------------------------------------------------------------
+// Quiet close (every source idle) and corrections
+
+Deno.test("quiet close finalises bars whose end + lateness is below quietMs, not equal to it", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 10 * SEC, 1)], at(T0 + 10 * SEC));
+  advanceClock(ctx, at(T0 + 10 * SEC, T0 + MIN + LATENESS));
+  assert.equal(barAt(ctx, "1m", T0).final, false);
+  assert.equal(ctx.closedSinceFlush, false);
+  advanceClock(ctx, at(T0 + 10 * SEC, T0 + MIN + LATENESS + 1));
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  assert.equal(ctx.closedSinceFlush, true);
+  // The clock itself did not move.
+  assert.equal(ctx.clockMs, T0 + 10 * SEC);
+  assert.equal(nextCloseAt(ctx), T0 + HOUR + LATENESS);
+  advanceClock(ctx, at(T0 + 10 * SEC, T0 + HOUR + LATENESS));
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  advanceClock(ctx, at(T0 + 10 * SEC, T0 + HOUR + LATENESS + 1));
+  assert.equal(barAt(ctx, "1h", T0).final, true);
+  assert.equal(nextCloseAt(ctx), null);
+});
+
+Deno.test("quiet close applies even while the clock is undefined, and nothing becomes late", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 10 * SEC, 1)]);
+  advanceClock(ctx, at(null, T0 + 2 * MIN));
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  assert.equal(ctx.clockMs, null);
+  feed(ctx, [tick("b", T0 + 1, 2)], at(null, T0 + 2 * MIN));
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(barAt(ctx, "1m", T0).count, 2);
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+});
+
+Deno.test("an event for a quiet-closed bar within lateness of the clock is a correction: final, higher version", () => {
+  const ctx = fresh();
+  const clock = T0 + 10 * SEC;
+  feed(ctx, [tick("a", T0 + 10 * SEC, 10, 1)], at(clock));
+  takeChanges(ctx);
+  // Every source idle: quiet close although the clock is still inside the bar.
+  advanceClock(ctx, at(clock, T0 + MIN + LATENESS + 1));
   const bar = barAt(ctx, "1m", T0);
   assert.equal(bar.final, true);
   const finalVersion = barVersion(ctx, bar);
   assert.deepEqual(takeChanges(ctx).bars, [`1m|${T0}`]);
 
-  // The clock is T0+10s: an event at T0+6s is within the lateness and corrects the bar.
-  feed(ctx, [tick("b", T0 + 6 * SEC, 20, 3)], T0 + MIN + 2 * LATENESS);
+  // A source is active again, the clock is still T0+10s: T0+6s is within the lateness.
+  feed(ctx, [tick("b", T0 + 6 * SEC, 20, 3)], at(clock));
   assert.equal(ctx.rejected.length, 0);
   const corrected = barAt(ctx, "1m", T0);
   assert.equal(corrected.final, true);
@@ -269,10 +453,29 @@ Deno.test("a correction within lateness re-emits a final bar with a higher versi
   );
   assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
 
-  // One older than clock - lateness is not a correction but a late_event.
-  feed(ctx, [tick("c", T0 + 5 * SEC - 1, 30)], T0 + MIN + 3 * LATENESS);
+  // Exactly clock - lateness is still a correction; one older is not but a late_event.
+  feed(ctx, [tick("c", clock - LATENESS, 30)], at(clock));
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(barAt(ctx, "1m", T0).count, 3);
+  const version = barVersion(ctx, barAt(ctx, "1m", T0));
+  feed(ctx, [tick("d", clock - LATENESS - 1, 40)], at(clock));
   assert.equal(ctx.rejected.length, 1);
-  assert.equal(barAt(ctx, "1m", T0).count, 2);
+  assert.equal(barAt(ctx, "1m", T0).count, 3);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), version);
+});
+
+Deno.test("an event applied while every source is idle opens a bar that may be final at once", () => {
+  const ctx = fresh();
+  const clock = at(T0 + 10 * SEC, T0 + 5 * MIN);
+  feed(ctx, [tick("a", T0 + MIN + 1, 1), tick("b", T0 + 4 * MIN + 59 * SEC, 2)], clock);
+  // end + lateness of the 2nd minute is below quietMs: final; the 5th minute's is not.
+  assert.equal(barAt(ctx, "1m", T0 + MIN).final, true);
+  assert.equal(barVersion(ctx, barAt(ctx, "1m", T0 + MIN)), 3);
+  assert.equal(barAt(ctx, "1m", T0 + 4 * MIN).final, false);
+  assert.equal(barAt(ctx, "1h", T0).final, false);
+  // Once a source is active again, only the clock closes bars.
+  feed(ctx, [tick("c", T0 + 2 * MIN + 1, 3)], at(T0 + 10 * SEC));
+  assert.equal(barAt(ctx, "1m", T0 + 2 * MIN).final, false);
 });
 
 Deno.test("latest is the counted event with the greatest (event time, event_id), not the last to arrive", () => {
@@ -284,35 +487,6 @@ Deno.test("latest is the counted event with the greatest (event time, event_id),
   assert.deepEqual(ctx.latest, { price: 4, size: 4, event_time_ms: T0 + 5, event_id: "z" });
 });
 
-Deno.test("quiet close waits for idleCloseMs of wall clock and for the wall clock to pass end + lateness", () => {
-  const ctx = fresh();
-  assert.equal(nextQuietCloseAt(ctx), null);
-  const wall = T0 + 50 * SEC;
-  feed(ctx, [tick("a", T0 + 40 * SEC, 1)], wall);
-  // The idle time is the later condition here: wall + 30 s > 1m end + 5 s.
-  assert.equal(nextQuietCloseAt(ctx), wall + IDLE);
-  assert.equal(quietCloseDue(ctx, wall + IDLE - 1), false);
-  assert.equal(quietCloseDue(ctx, wall + IDLE), true);
-  closeQuiet(ctx, wall + IDLE);
-  assert.equal(barAt(ctx, "1m", T0).final, true);
-  assert.equal(barAt(ctx, "1h", T0).final, false);
-  // Now the 1h bar's end + lateness is the later condition.
-  assert.equal(nextQuietCloseAt(ctx), T0 + HOUR + LATENESS);
-  assert.equal(quietCloseDue(ctx, T0 + HOUR + LATENESS - 1), false);
-  closeQuiet(ctx, T0 + HOUR + LATENESS);
-  assert.equal(barAt(ctx, "1h", T0).final, true);
-  assert.equal(nextQuietCloseAt(ctx), null);
-});
-
-Deno.test("a new event restarts the idle time for quiet close", () => {
-  const ctx = fresh();
-  feed(ctx, [tick("a", T0 + 1, 1)], T0 + 2 * MIN);
-  assert.equal(nextQuietCloseAt(ctx), T0 + 2 * MIN + IDLE);
-  feed(ctx, [tick("b", T0 + 2, 1)], T0 + 2 * MIN + 20 * SEC);
-  assert.equal(quietCloseDue(ctx, T0 + 2 * MIN + IDLE), false);
-  assert.equal(nextQuietCloseAt(ctx), T0 + 2 * MIN + 20 * SEC + IDLE);
-});
-
 Deno.test("versions start at versionBase and grow with each counted event and with finality", () => {
   const ctx = fresh(1_000);
   feed(ctx, [tick("a", T0 + 1, 1)]);
@@ -321,11 +495,11 @@ Deno.test("versions start at versionBase and grow with each counted event and wi
   feed(ctx, [tick("a", T0 + 1, 1), tick("b", T0 + 2, 1)]);
   assert.equal(latestVersion(ctx), 1_002);
   assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_004);
-  feed(ctx, [tick("c", T0 + MIN + LATENESS, 1)]);
+  feed(ctx, [tick("c", T0 + MIN + LATENESS, 1)], at(T0 + MIN + LATENESS));
   assert.equal(latestVersion(ctx), 1_003);
   assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_005);
   // Late and duplicate events move no version.
-  feed(ctx, [tick("late", T0, 1), tick("c", T0 + MIN + LATENESS, 1)]);
+  feed(ctx, [tick("late", T0, 1), tick("c", T0 + MIN + LATENESS, 1)], at(T0 + MIN + LATENESS));
   assert.equal(latestVersion(ctx), 1_003);
   assert.equal(barVersion(ctx, barAt(ctx, "1m", T0)), 1_005);
 });
@@ -343,11 +517,13 @@ Deno.test("takeChanges names each changed bar once and the latest, then clears t
 
 Deno.test("a redelivery after the seen set was pruned is still not counted twice", () => {
   const ctx = fresh();
-  // 2,000 events over 200 s, one batch each: the seen set is pruned several times.
+  // 2,000 events over 200 s, one batch each, the clock one event behind: the seen set is
+  // pruned several times.
   const ticks = Array.from({ length: 2_000 }, (_, i) => tick(`e${i}`, T0 + i * 100, i % 7));
   ticks.forEach((t, i) => {
+    const clock = at(i === 0 ? null : ticks[i - 1]!.event_time_ms);
     // Each new event comes with a redelivery of one 4 s older (within the lateness).
-    feed(ctx, i >= 40 ? [t, ticks[i - 40]!] : [t]);
+    feed(ctx, i >= 40 ? [t, ticks[i - 40]!] : [t], clock);
     takeChanges(ctx);
     assert.equal(ctx.applied, i + 1, `after event ${i}`);
   });
@@ -355,7 +531,7 @@ Deno.test("a redelivery after the seen set was pruned is still not counted twice
   const applied = ctx.applied;
   const duplicates = ctx.duplicates;
   const bars = JSON.stringify(ctx.bars);
-  feed(ctx, ticks); // everything again
+  feed(ctx, ticks, at(ticks.at(-1)!.event_time_ms)); // everything again
   assert.equal(ctx.applied, applied);
   assert.equal(JSON.stringify(ctx.bars), bars);
   // What is within the lateness is a duplicate; what is older is a duplicate while its id
@@ -367,51 +543,56 @@ Deno.test("a redelivery after the seen set was pruned is still not counted twice
 Deno.test("final bars past the lateness leave memory once flushed; the newest bar per resolution stays", () => {
   const ctx = fresh();
   for (let m = 0; m < 300; m++) {
-    feed(ctx, [tick(`e${m}`, T0 + m * MIN, m)]);
+    feed(ctx, [tick(`e${m}`, T0 + m * MIN, m)], at(T0 + m * MIN));
     takeChanges(ctx);
   }
   assert.ok(ctx.bars["1m"]!.length <= 3, `1m bars kept: ${ctx.bars["1m"]!.length}`);
   assert.ok(ctx.bars["1h"]!.length <= 2, `1h bars kept: ${ctx.bars["1h"]!.length}`);
   assert.equal(ctx.bars["1m"]!.at(-1)!.start_ms, T0 + 299 * MIN);
   // Nothing more arrives: the newest (final by quiet close) bars are still there.
-  closeQuiet(ctx, T0 + 400 * MIN);
+  advanceClock(ctx, at(T0 + 299 * MIN, T0 + 400 * MIN));
+  assert.equal(allBarsFinal(ctx), true);
   takeChanges(ctx);
-  feed(ctx, []);
+  // The clock moves far on (other instruments trade): the newest bars are still kept.
+  advanceClock(ctx, at(T0 + 10 * HOUR));
+  feed(ctx, [], at(T0 + 10 * HOUR));
   assert.equal(ctx.bars["1m"]!.at(-1)!.start_ms, T0 + 299 * MIN);
   assert.equal(ctx.bars["1h"]!.at(-1)!.start_ms, T0 + 4 * HOUR);
 });
 
 Deno.test("an unflushed final bar is kept in memory until takeChanges names it", () => {
   const ctx = fresh();
-  feed(ctx, [tick("a", T0 + 1, 1)]);
-  feed(ctx, [tick("b", T0 + 10 * MIN, 1)]);
+  feed(ctx, [tick("a", T0 + 1, 1)], at(T0 + 1));
+  feed(ctx, [tick("b", T0 + 10 * MIN, 1)], at(T0 + 10 * MIN));
   // Not flushed yet: the final 1m bar at T0 must still be readable for the flush.
   assert.equal(barAt(ctx, "1m", T0).final, true);
   assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
 });
 
-Deno.test("batch boundaries do not change bars, latest or rejections", () => {
-  const ticks = [
+Deno.test("batch boundaries do not change bars, latest, rejections or the clock", () => {
+  const inputs = watermarkedInputs([
     tick("a", T0 + 10 * SEC, 1),
     tick("b", T0 + 70 * SEC, 2),
     tick("c", T0 + 66 * SEC, 3),
-    tick("d", T0 + 64 * SEC, 4), // late once b is counted
+    tick("d", T0 + 64 * SEC, 4), // late: the clock is T0+70s once b was written
     tick("a", T0 + 10 * SEC, 1),
     tick("e", T0 + 130 * SEC, 5),
-  ];
+  ]);
   const whole = fresh();
-  feed(whole, ticks);
+  applyTicks(whole, inputs);
   const single = fresh();
   let rejected = 0;
-  for (const t of ticks) {
-    feed(single, [t]);
+  for (const input of inputs) {
+    applyTicks(single, [input]);
     rejected += single.rejected.length;
   }
-  assert.equal(whole.rejected.length, 1);
+  assert.deepEqual(whole.rejected.map((r) => r.index), [3]);
   assert.equal(rejected, 1);
   assert.deepEqual(single.bars, whole.bars);
   assert.deepEqual(single.latest, whole.latest);
   assert.equal(single.clockMs, whole.clockMs);
+  assert.equal(whole.clockMs, T0 + 70 * SEC);
+  assert.equal(barAt(whole, "1m", T0).final, true);
 });
 
 // `seen` is a plain object: an event_id named like an Object.prototype member ("constructor")

@@ -1,25 +1,26 @@
 /**
  * The instrument actor as an XState v5 machine. Its logic lives in instrument_aggregate.ts;
- * the machine adds the lifecycle (empty -> active <-> quiet) and is what the runtime
- * persists and restores (XState persisted snapshots).
+ * the machine adds the lifecycle (empty -> open <-> closed) and is what the runtime
+ * persists and restores (XState persisted snapshots). Time comes only from the partition's
+ * event-time clock, with each event and with CLOCK advances: no wall clock.
  */
 import { assertEvent, setup } from "xstate";
+import type { EventClock } from "./event_clock.ts";
 import {
+  advanceClock,
   allBarsFinal,
   applyTicks,
-  closeQuiet,
   initialInstrumentContext,
   type InstrumentContext,
   type InstrumentParams,
-  quietCloseDue,
   type TickInput,
 } from "./instrument_aggregate.ts";
 
 export type InstrumentEvent =
-  /** A batch of ticks for this instrument, in partition order. */
+  /** A batch of ticks for this instrument, in partition order, each with its clock. */
   | { type: "EVENTS"; inputs: readonly TickInput[] }
-  /** The wall clock, for quiet close of instruments that stopped trading. */
-  | { type: "WALL_CLOCK"; nowMs: number }
+  /** The partition's clock moved (or every source went idle): close what is due. */
+  | { type: "CLOCK"; clock: EventClock }
   /** Operator reset: forget everything but keep versions growing. */
   | { type: "RESET"; versionBase: number };
 
@@ -42,9 +43,9 @@ export const instrumentMachine = setup({
       assertEvent(event, "EVENTS");
       applyTicks(context, event.inputs);
     },
-    closeQuiet: ({ context, event }) => {
-      assertEvent(event, "WALL_CLOCK");
-      closeQuiet(context, event.nowMs);
+    advance: ({ context, event }) => {
+      assertEvent(event, "CLOCK");
+      advanceClock(context, event.clock);
     },
     reset: ({ context, event }) => {
       assertEvent(event, "RESET");
@@ -55,10 +56,6 @@ export const instrumentMachine = setup({
     },
   },
   guards: {
-    quietCloseDue: ({ context, event }) => {
-      assertEvent(event, "WALL_CLOCK");
-      return quietCloseDue(context, event.nowMs);
-    },
     allBarsFinal: ({ context }) => allBarsFinal(context),
   },
 }).createMachine({
@@ -68,23 +65,24 @@ export const instrumentMachine = setup({
   initial: "empty",
   states: {
     empty: {
-      on: { EVENTS: { target: "active", actions: "apply" } },
+      on: { EVENTS: { target: "settling", actions: "apply" } },
     },
-    active: {
+    open: {
       on: {
-        EVENTS: { actions: "apply" },
-        WALL_CLOCK: [
-          { guard: "quietCloseDue", target: "settling", actions: "closeQuiet" },
-          // A correction after quiet close leaves every bar final: quiet again.
-          { guard: "allBarsFinal", target: "quiet" },
-        ],
+        EVENTS: { target: "settling", actions: "apply" },
+        CLOCK: { target: "settling", actions: "advance" },
       },
     },
-    settling: {
-      always: [{ guard: "allBarsFinal", target: "quiet" }, { target: "active" }],
+    closed: {
+      on: {
+        // A correction after quiet close keeps every bar final: closed again.
+        EVENTS: { target: "settling", actions: "apply" },
+        CLOCK: { target: "settling", actions: "advance" },
+      },
     },
-    quiet: {
-      on: { EVENTS: { target: "active", actions: "apply" } },
+    // Decided after the action ran (guards of a transition see the context before it).
+    settling: {
+      always: [{ guard: "allBarsFinal", target: "closed" }, { target: "open" }],
     },
   },
   on: {

@@ -8,12 +8,15 @@ import {
   generateTicks,
   seededRandom,
 } from "../tests/expected.ts";
+import { type EventClock, UNDEFINED_CLOCK } from "./event_clock.ts";
 import {
+  allBarsFinal,
   barVersion,
   barVwap,
   findBar,
   type InstrumentParams,
   latestVersion,
+  nextCloseAt,
   takeChanges,
 } from "./instrument_aggregate.ts";
 import { type InstrumentInput, instrumentMachine } from "./instrument_machine.ts";
@@ -24,11 +27,9 @@ const HOUR = 3_600_000;
 /** 2027-01-15T10:00:00Z: aligned to the minute and the hour. */
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
 const LATENESS = 5 * SEC;
-const IDLE = 30 * SEC;
 const PARAMS: InstrumentParams = {
   windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: HOUR }],
   allowedLatenessMs: LATENESS,
-  idleCloseMs: IDLE,
 };
 const ID = "INST-0001";
 
@@ -51,12 +52,30 @@ function tick(event_id: string, event_time_ms: number, price: number, size = 1):
   };
 }
 
+/** The partition clock: `clockMs` (null: undefined) and, while every source is idle, quietMs. */
+function at(clockMs: number | null, quietMs: number | null = null): EventClock {
+  return { clockMs, quietMs };
+}
+
 function start(input: InstrumentInput = { instrumentId: ID, params: PARAMS }): InstrumentActor {
   return createActor(instrumentMachine, { input }).start();
 }
 
-function send(actor: InstrumentActor, ticks: readonly NormalizedTick[], wallMs = 0): void {
-  actor.send({ type: "EVENTS", inputs: ticks.map((t) => ({ tick: t, receivedAtMs: wallMs })) });
+/** Sends ticks that all come with the same partition clock (undefined by default). */
+function send(
+  actor: InstrumentActor,
+  ticks: readonly NormalizedTick[],
+  clock: EventClock = UNDEFINED_CLOCK,
+): void {
+  actor.send({ type: "EVENTS", inputs: ticks.map((t) => ({ tick: t, clock })) });
+}
+
+function sendClock(actor: InstrumentActor, clock: EventClock): void {
+  actor.send({ type: "CLOCK", clock });
+}
+
+function state(actor: InstrumentActor): unknown {
+  return actor.getSnapshot().value;
 }
 
 function bar(actor: InstrumentActor, resolution: string, startMs: number) {
@@ -153,11 +172,14 @@ function flush(actor: InstrumentActor, sink: Sink): void {
 
 interface RunOptions {
   params: InstrumentParams;
-  /** Seed of the batch sizes and pauses. */
+  /** Seed of the batch sizes and quiet periods. */
   seed: number;
   maxBatch: number;
-  /** Chance, after a batch, that the feed pauses for a while and WALL_CLOCK is sent. */
-  pauseRatio?: number;
+  /**
+   * Chance, after a batch, that every source goes idle for a while: CLOCK is sent with a
+   * quietMs, then the feed continues (its events may correct quiet-closed bars).
+   */
+  quietRatio?: number;
   /** After this many batches, every actor is persisted, JSON round-tripped and restored. */
   restoreAfterBatch?: number;
 }
@@ -170,20 +192,29 @@ interface RunResult {
   duplicates: number;
   /** How many actors were persisted and restored mid-stream. */
   restored: number;
+  /** Arrival indexes of the batches' first ticks: a watermark was written before each. */
+  watermarksAt: number[];
+  /** The quietMs values sent (every source idle). */
+  quietTimes: number[];
+  /** The clock sent with the last CLOCK: the greatest event time of all ticks. */
+  finalClockMs: number | null;
 }
 
 /**
  * Feeds ticks (arrival order) to one actor per instrument in random batch sizes, flushing
- * after every batch like the runtime. The wall clock is each tick's ingest time plus the
- * pauses taken so far; a pause advances it by more than idleCloseMs + 1m and sends
- * WALL_CLOCK to every actor, so quiet close (and corrections after it) happen.
+ * after every batch like the runtime. A watermark follows every batch: the clock that comes
+ * with a batch's events is the greatest event time of every tick in earlier batches (none
+ * for the first). A quiet period sends CLOCK with quietMs some minutes past that clock to
+ * every actor. At the end, one more watermark covering every tick is sent as CLOCK.
  */
 function run(ticks: readonly NormalizedTick[], options: RunOptions): RunResult {
   const random = seededRandom(options.seed);
   const actors = new Map<string, InstrumentActor>();
   const sink = newSink();
   const rejected = new Set<number>();
-  let pauseMs = 0;
+  const watermarksAt: number[] = [];
+  const quietTimes: number[] = [];
+  let clockMs: number | null = null;
   let batch = 0;
   let restored = 0;
   const actorFor = (instrumentId: string) => {
@@ -195,28 +226,28 @@ function run(ticks: readonly NormalizedTick[], options: RunOptions): RunResult {
     return actor;
   };
   for (let i = 0; i < ticks.length;) {
+    watermarksAt.push(i);
     const size = 1 + Math.floor(random() * options.maxBatch);
     const chunk = ticks.slice(i, i + size).map((t, j) => ({ tick: t, index: i + j }));
     i += chunk.length;
+    const clock = at(clockMs);
     const byInstrument = Map.groupBy(chunk, (c) => c.tick.instrument_id);
     for (const [instrumentId, items] of byInstrument) {
       const actor = actorFor(instrumentId);
-      actor.send({
-        type: "EVENTS",
-        inputs: items.map((c) => ({ tick: c.tick, receivedAtMs: c.tick.ingest_time_ms + pauseMs })),
-      });
+      actor.send({ type: "EVENTS", inputs: items.map((c) => ({ tick: c.tick, clock })) });
       for (const r of actor.getSnapshot().context.rejected) {
         assert.equal(r.reason, "late_event");
         rejected.add(items[r.index]!.index);
       }
       flush(actor, sink);
     }
+    for (const c of chunk) clockMs = Math.max(clockMs ?? -Infinity, c.tick.event_time_ms);
     batch++;
-    if (options.pauseRatio !== undefined && random() < options.pauseRatio) {
-      pauseMs += IDLE + MIN + Math.floor(random() * 10 * MIN);
-      const nowMs = chunk.at(-1)!.tick.ingest_time_ms + pauseMs;
+    if (options.quietRatio !== undefined && random() < options.quietRatio) {
+      const quietMs = clockMs! + 2 * MIN + Math.floor(random() * 10 * MIN);
+      quietTimes.push(quietMs);
       for (const actor of actors.values()) {
-        actor.send({ type: "WALL_CLOCK", nowMs });
+        sendClock(actor, at(clockMs, quietMs));
         flush(actor, sink);
       }
     }
@@ -233,37 +264,65 @@ function run(ticks: readonly NormalizedTick[], options: RunOptions): RunResult {
       }
     }
   }
+  for (const actor of actors.values()) {
+    sendClock(actor, at(clockMs));
+    flush(actor, sink);
+  }
   let duplicates = 0;
   for (const actor of actors.values()) duplicates += actor.getSnapshot().context.duplicates;
-  return { sink, actors, rejected, duplicates, restored };
+  return {
+    sink,
+    actors,
+    rejected,
+    duplicates,
+    restored,
+    watermarksAt,
+    quietTimes,
+    finalClockMs: clockMs,
+  };
 }
 
-/** The run's flushed bars and latest equal the oracle's; rejections are the late events. */
+/**
+ * The run's flushed bars and latest equal the oracle's (with the run's watermarks);
+ * rejections are the late events. With quiet periods, finals may come earlier than the
+ * clock alone makes them: every bar the oracle makes final must be final, and any other
+ * final bar must have been below a quiet time sent.
+ */
 function assertMatchesOracle(
   ticks: readonly NormalizedTick[],
   params: InstrumentParams,
   result: RunResult,
   finals: "exact" | "at least by clock",
 ): void {
-  const expected = expectedInstruments(ticks, params);
+  const expected = expectedInstruments(ticks, { ...params, watermarksAt: result.watermarksAt });
+  assert.equal(expected.clockMs, result.finalClockMs);
   assert.deepEqual([...result.sink.bars.keys()].sort(), [...expected.bars.keys()].sort());
+  const maxQuiet = Math.max(-Infinity, ...result.quietTimes);
   for (const [key, exp] of expected.bars) {
     const got = result.sink.bars.get(key)!;
     assert.deepEqual(barDifferences(got, exp), [], key);
     if (finals === "exact") assert.equal(got.final, exp.finalByClock, `${key} final`);
-    else if (exp.finalByClock) assert.equal(got.final, true, `${key} final`);
+    else {
+      if (exp.finalByClock) assert.equal(got.final, true, `${key} final`);
+      if (got.final && !exp.finalByClock) {
+        assert.ok(exp.end_ms + params.allowedLatenessMs < maxQuiet, `${key} final too early`);
+      }
+    }
   }
   assert.deepEqual(
     [...result.sink.latest.values()].map(({ version: _, ...l }) => l).sort(byInstrument),
     [...expected.latest.values()].sort(byInstrument),
   );
-  // The newest bar per (resolution, instrument) backs projection:bar:*.
   for (const [instrumentId, actor] of result.actors) {
     const ctx = actor.getSnapshot().context;
-    assert.equal(ctx.clockMs, expected.clockMs.get(instrumentId));
+    assert.equal(ctx.clockMs, expected.clockMs, instrumentId);
+    // The lifecycle agrees with the bars: closed exactly when every bar is final.
+    assert.equal(state(actor), allBarsFinal(ctx) ? "closed" : "open", instrumentId);
+    assert.equal(nextCloseAt(ctx) === null, allBarsFinal(ctx), instrumentId);
+    // The newest bar per (resolution, instrument) backs projection:bar:*.
     for (const w of params.windows) {
-      const newest = expected.newestBars.get(`${w.name}|${instrumentId}`)!;
-      assert.equal(ctx.bars[w.name]!.at(-1)!.start_ms, newest.start_ms);
+      const newest = expected.newestBars.get(`${w.name}|${instrumentId}`);
+      assert.equal(ctx.bars[w.name]!.at(-1)?.start_ms, newest?.start_ms);
     }
   }
   // Late events are rejected; an old repeat may be reported late instead of duplicate.
@@ -289,73 +348,115 @@ function stopAll(result: RunResult): void {
 // ---------------------------------------------------------------------------------------
 // Lifecycle
 
-Deno.test("instrument machine starts empty and becomes active on its first events", () => {
+Deno.test("instrument machine starts empty and opens on its first events, judged by the clock they came with", () => {
   const actor = start();
-  assert.equal(actor.getSnapshot().value, "empty");
-  send(actor, [tick("a", T0 + 1, 10)]);
-  assert.equal(actor.getSnapshot().value, "active");
-  assert.equal(actor.getSnapshot().context.clockMs, T0 + 1);
-  actor.stop();
-});
-
-Deno.test("instrument machine closes a bar when its clock passes end + lateness", () => {
-  const actor = start();
-  send(actor, [tick("a", T0 + 1, 10)]);
-  send(actor, [tick("b", T0 + MIN + LATENESS - 1, 11)]);
-  assert.equal(bar(actor, "1m", T0).final, false);
-  send(actor, [tick("c", T0 + MIN + LATENESS, 12)]);
-  assert.equal(bar(actor, "1m", T0).final, true);
-  assert.equal(bar(actor, "1m", T0 + MIN).final, false);
-  assert.equal(bar(actor, "1h", T0).final, false);
-  assert.equal(actor.getSnapshot().value, "active");
-  actor.stop();
-});
-
-Deno.test("instrument machine ignores a WALL_CLOCK before quiet close is due", () => {
-  const actor = start();
-  const wall = T0 + 20 * SEC;
-  send(actor, [tick("a", T0 + 10 * SEC, 10)], wall);
-  const before = JSON.stringify(actor.getSnapshot().context);
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + MIN + LATENESS - 1 }); // idle, but not past end + lateness
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + MIN + LATENESS + 1 - HOUR }); // neither
-  assert.equal(actor.getSnapshot().value, "active");
-  assert.equal(JSON.stringify(actor.getSnapshot().context), before);
-  actor.stop();
-});
-
-Deno.test("instrument machine goes quiet by the injected wall clock once idle and past end + lateness", () => {
-  const actor = start();
-  const wall = T0 + 20 * SEC;
-  send(actor, [tick("a", T0 + 10 * SEC, 10)], wall);
-  // 1m bar closes, the 1h bar is still open: back to active.
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + MIN + LATENESS });
-  assert.equal(bar(actor, "1m", T0).final, true);
-  assert.equal(bar(actor, "1h", T0).final, false);
-  assert.equal(actor.getSnapshot().value, "active");
-  // Every bar is past end + lateness on the wall clock: quiet.
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + HOUR + LATENESS });
-  assert.equal(bar(actor, "1h", T0).final, true);
-  assert.equal(actor.getSnapshot().value, "quiet");
-  // The instrument's own clock did not move.
+  assert.equal(state(actor), "empty");
+  send(actor, [tick("a", T0 + 30 * SEC, 10)], at(T0 + 10 * SEC));
+  assert.equal(state(actor), "open");
+  // The instrument's clock is the partition's, not its own event time.
   assert.equal(actor.getSnapshot().context.clockMs, T0 + 10 * SEC);
   actor.stop();
 });
 
-Deno.test("a quiet instrument becomes active on its next event, and a correction keeps the bar final", () => {
+Deno.test("instrument machine ignores CLOCK while empty", () => {
+  const actor = start();
+  const before = JSON.stringify(actor.getSnapshot().context);
+  sendClock(actor, at(T0 + HOUR, T0 + 2 * HOUR));
+  assert.equal(state(actor), "empty");
+  assert.equal(JSON.stringify(actor.getSnapshot().context), before);
+  actor.stop();
+});
+
+Deno.test("instrument machine closes a bar when a CLOCK reaches end + lateness, not a millisecond before", () => {
+  const actor = start();
+  send(actor, [tick("a", T0 + 1, 10), tick("b", T0 + MIN + 1, 11)], at(T0));
+  sendClock(actor, at(T0 + MIN + LATENESS - 1));
+  assert.equal(bar(actor, "1m", T0).final, false);
+  assert.equal(actor.getSnapshot().context.clockMs, T0 + MIN + LATENESS - 1);
+  sendClock(actor, at(T0 + MIN + LATENESS));
+  assert.equal(bar(actor, "1m", T0).final, true);
+  assert.equal(bar(actor, "1m", T0 + MIN).final, false);
+  assert.equal(bar(actor, "1h", T0).final, false);
+  assert.equal(state(actor), "open");
+  assert.equal(nextCloseAt(actor.getSnapshot().context), T0 + 2 * MIN + LATENESS);
+  // Every bar final: closed.
+  sendClock(actor, at(T0 + HOUR + LATENESS));
+  assert.equal(bar(actor, "1m", T0 + MIN).final, true);
+  assert.equal(bar(actor, "1h", T0).final, true);
+  assert.equal(state(actor), "closed");
+  assert.equal(nextCloseAt(actor.getSnapshot().context), null);
+  actor.stop();
+});
+
+Deno.test("instrument machine whose own events are far ahead of the partition clock keeps its bars open", () => {
+  const actor = start();
+  send(actor, [tick("a", T0 + 1, 10)], at(T0));
+  // Its own events move on by hours; the partition clock (another source lags) does not.
+  send(actor, [tick("b", T0 + 3 * HOUR, 11)], at(T0 + 2 * SEC));
+  send(actor, [tick("c", T0 + 1 * SEC, 12)], at(T0 + 2 * SEC));
+  const ctx = actor.getSnapshot().context;
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(bar(actor, "1m", T0).count, 2);
+  assert.equal(bar(actor, "1m", T0).final, false);
+  assert.equal(bar(actor, "1h", T0).final, false);
+  assert.equal(ctx.clockMs, T0 + 2 * SEC);
+  assert.equal(state(actor), "open");
+  actor.stop();
+});
+
+Deno.test("instrument machine with an undefined clock rejects nothing and finalises nothing", () => {
+  const actor = start();
+  send(actor, [tick("a", T0 + 5 * HOUR, 10), tick("b", T0, 11)]);
+  sendClock(actor, UNDEFINED_CLOCK);
+  send(actor, [tick("c", T0 - HOUR, 12)]);
+  const ctx = actor.getSnapshot().context;
+  assert.equal(ctx.rejected.length, 0);
+  assert.equal(ctx.applied, 3);
+  assert.equal(ctx.clockMs, null);
+  assert.ok(Object.values(ctx.bars).every((list) => list.every((b) => !b.final)));
+  assert.equal(state(actor), "open");
+  actor.stop();
+});
+
+Deno.test("instrument machine quiet-closes bars whose end + lateness is below quietMs, not equal to it", () => {
+  const actor = start();
+  send(actor, [tick("a", T0 + 10 * SEC, 10)], at(T0 + 10 * SEC));
+  const before = JSON.stringify(actor.getSnapshot().context);
+  sendClock(actor, at(T0 + 10 * SEC, T0 + MIN + LATENESS));
+  assert.equal(JSON.stringify(actor.getSnapshot().context), before);
+  sendClock(actor, at(T0 + 10 * SEC, T0 + MIN + LATENESS + 1));
+  assert.equal(bar(actor, "1m", T0).final, true);
+  assert.equal(bar(actor, "1h", T0).final, false);
+  assert.equal(state(actor), "open");
+  sendClock(actor, at(T0 + 10 * SEC, T0 + HOUR + LATENESS));
+  assert.equal(bar(actor, "1h", T0).final, false);
+  sendClock(actor, at(T0 + 10 * SEC, T0 + HOUR + LATENESS + 1));
+  assert.equal(bar(actor, "1h", T0).final, true);
+  assert.equal(state(actor), "closed");
+  // Quiet close did not move the clock.
+  assert.equal(actor.getSnapshot().context.clockMs, T0 + 10 * SEC);
+  actor.stop();
+});
+
+Deno.test("a correction after quiet close keeps the bar final with a higher version: closed, EVENTS, closed again", () => {
   const actor = start();
   const sink = newSink();
-  send(actor, [tick("a", T0 + 10 * SEC, 10)], T0 + 20 * SEC);
+  const clock = T0 + 10 * SEC;
+  send(actor, [tick("a", T0 + 10 * SEC, 10)], at(clock));
   flush(actor, sink);
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + HOUR + LATENESS });
+  sendClock(actor, at(clock, T0 + 2 * HOUR));
   flush(actor, sink);
-  assert.equal(actor.getSnapshot().value, "quiet");
+  assert.equal(state(actor), "closed");
   const key = barKey(ID, "1m", T0);
   const finalVersion = sink.bars.get(key)!.version;
+  const hourVersion = sink.bars.get(barKey(ID, "1h", T0))!.version;
   assert.equal(sink.bars.get(key)!.final, true);
 
-  send(actor, [tick("b", T0 + 8 * SEC, 20, 3)], T0 + HOUR + 2 * LATENESS);
+  // A source is active again; the clock is still T0+10s, so T0+8s is within the lateness.
+  send(actor, [tick("b", T0 + 8 * SEC, 20, 3)], at(clock));
   flush(actor, sink);
-  assert.equal(actor.getSnapshot().value, "active");
+  assert.equal(state(actor), "closed");
+  assert.equal(actor.getSnapshot().context.rejected.length, 0);
   const corrected = sink.bars.get(key)!;
   assert.equal(corrected.final, true);
   assert.ok(corrected.version > finalVersion);
@@ -365,29 +466,40 @@ Deno.test("a quiet instrument becomes active on its next event, and a correction
     2,
     17.5,
   ]);
-  assert.equal(sink.bars.get(barKey(ID, "1h", T0))!.final, true);
+  const hour = sink.bars.get(barKey(ID, "1h", T0))!;
+  assert.equal(hour.final, true);
+  assert.ok(hour.version > hourVersion);
+  assert.equal(sink.corrections, 2);
+  assert.equal(nextCloseAt(actor.getSnapshot().context), null);
+
+  // Older than clock - lateness: a late_event, no correction.
+  send(actor, [tick("c", clock - LATENESS - 1, 30)], at(clock));
+  flush(actor, sink);
+  assert.equal(actor.getSnapshot().context.rejected.length, 1);
+  assert.equal(sink.bars.get(key)!.count, 2);
+  assert.equal(state(actor), "closed");
   actor.stop();
 });
 
-// FINDING (see the report): after a correction in "quiet", every bar is still final, so
-// nextQuietCloseAt is null, the quietCloseDue guard is never true, and the machine stays
-// "active" for ever although nothing is open: the lifecycle never returns to "quiet".
-Deno.test("after a correction leaves every bar final, the instrument returns to quiet on the wall clock", () => {
+Deno.test("an event that opens a new bar after quiet close takes the machine from closed to open", () => {
   const actor = start();
-  send(actor, [tick("a", T0 + 10 * SEC, 10)], T0 + 20 * SEC);
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + HOUR + LATENESS });
-  assert.equal(actor.getSnapshot().value, "quiet");
-  send(actor, [tick("b", T0 + 8 * SEC, 20)], T0 + HOUR + 2 * LATENESS);
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + 10 * HOUR });
-  assert.equal(actor.getSnapshot().value, "quiet");
+  send(actor, [tick("a", T0 + 10 * SEC, 10)], at(T0 + 10 * SEC));
+  sendClock(actor, at(T0 + 10 * SEC, T0 + 2 * HOUR));
+  assert.equal(state(actor), "closed");
+  send(actor, [tick("b", T0 + 2 * HOUR + 1, 11)], at(T0 + 10 * SEC));
+  assert.equal(state(actor), "open");
+  assert.equal(bar(actor, "1m", T0 + 2 * HOUR).final, false);
+  assert.equal(nextCloseAt(actor.getSnapshot().context), T0 + 2 * HOUR + MIN + LATENESS);
+  sendClock(actor, at(T0 + 3 * HOUR + LATENESS));
+  assert.equal(state(actor), "closed");
   actor.stop();
 });
 
 Deno.test("instrument machine reports events older than clock - lateness in rejected and leaves state alone", () => {
   const actor = start();
-  send(actor, [tick("a", T0 + 30 * SEC, 10)]);
+  send(actor, [tick("a", T0 + 30 * SEC, 10)], at(T0 + 30 * SEC));
   const before = JSON.stringify(actor.getSnapshot().context.bars);
-  send(actor, [tick("late", T0 + 30 * SEC - LATENESS - 1, 99)]);
+  send(actor, [tick("late", T0 + 30 * SEC - LATENESS - 1, 99)], at(T0 + 30 * SEC));
   const ctx = actor.getSnapshot().context;
   assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "late_event"]]);
   assert.equal(JSON.stringify(ctx.bars), before);
@@ -401,31 +513,32 @@ Deno.test("RESET returns to empty and, given a versionBase above the old version
     tick("b", T0 + 2 * MIN, 11),
     tick("c", T0 + 2 * MIN + 1, 12),
   ];
-  for (const from of ["active", "quiet"]) {
+  for (const from of ["open", "closed"]) {
     const actor = start();
     const before = newSink();
-    send(actor, ticks, T0 + 3 * MIN);
+    send(actor, ticks, at(T0));
     flush(actor, before);
-    if (from === "quiet") {
-      actor.send({ type: "WALL_CLOCK", nowMs: T0 + 2 * HOUR });
+    if (from === "closed") {
+      sendClock(actor, at(T0 + 2 * HOUR));
       flush(actor, before);
     }
-    assert.equal(actor.getSnapshot().value, from);
+    assert.equal(state(actor), from);
     const versions = [...before.bars.values()].map((b) => b.version);
     const top = Math.max(...versions, before.latest.get(ID)!.version);
 
     actor.send({ type: "RESET", versionBase: top + 1 });
-    assert.equal(actor.getSnapshot().value, "empty");
+    assert.equal(state(actor), "empty");
     const ctx = actor.getSnapshot().context;
     assert.equal(ctx.applied, 0);
     assert.equal(ctx.latest, null);
+    assert.equal(ctx.clockMs, null);
     assert.deepEqual(ctx.bars, { "1m": [], "1h": [] });
     assert.equal(ctx.params, PARAMS);
 
     const after = newSink();
-    send(actor, ticks, T0 + 3 * HOUR); // the same events count again after a reset
+    send(actor, ticks, at(T0)); // the same events count again after a reset
     flush(actor, after);
-    assert.equal(actor.getSnapshot().value, "active");
+    assert.equal(state(actor), "open");
     for (const [key, old] of before.bars) {
       const replayed = after.bars.get(key)!;
       assert.ok(replayed.version > old.version, `${key}: ${replayed.version} <= ${old.version}`);
@@ -463,11 +576,11 @@ Deno.test("getPersistedSnapshot shares the live context: serialise it before the
   actor.stop();
 });
 
-Deno.test("a restored actor keeps its state value and its dedup memory", () => {
+Deno.test("a restored actor keeps its state value, its clock and its dedup memory", () => {
   const actor = start();
-  send(actor, [tick("a", T0 + 10 * SEC, 10)], T0 + 20 * SEC);
-  actor.send({ type: "WALL_CLOCK", nowMs: T0 + HOUR + LATENESS });
-  assert.equal(actor.getSnapshot().value, "quiet");
+  send(actor, [tick("a", T0 + 10 * SEC, 10)], at(T0 + 10 * SEC));
+  sendClock(actor, at(T0 + 10 * SEC, T0 + 2 * HOUR));
+  assert.equal(state(actor), "closed");
   const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
   actor.stop();
 
@@ -475,12 +588,17 @@ Deno.test("a restored actor keeps its state value and its dedup memory", () => {
     snapshot: persisted,
     input: { instrumentId: ID, params: PARAMS },
   }).start();
-  assert.equal(restored.getSnapshot().value, "quiet");
-  send(restored, [tick("a", T0 + 10 * SEC, 10)], T0 + 2 * HOUR);
-  const ctx = restored.getSnapshot().context;
+  assert.equal(state(restored), "closed");
+  assert.equal(restored.getSnapshot().context.clockMs, T0 + 10 * SEC);
+  send(restored, [tick("a", T0 + 10 * SEC, 10)], at(T0 + 10 * SEC));
+  let ctx = restored.getSnapshot().context;
   assert.equal(ctx.applied, 1);
   assert.equal(ctx.duplicates, 1);
   assert.equal(bar(restored, "1m", T0).count, 1);
+  // The restored clock still judges lateness.
+  send(restored, [tick("late", T0 + 10 * SEC - LATENESS - 1, 10)], UNDEFINED_CLOCK);
+  ctx = restored.getSnapshot().context;
+  assert.equal(ctx.rejected.length, 1);
   restored.stop();
 });
 
@@ -496,12 +614,13 @@ Deno.test("snapshot -> JSON -> restore mid-stream gives the same results as one 
     duplicateRatio: 0.05,
     maxDelayMs: 40 * SEC,
   });
-  const options = { params, seed: 5, maxBatch: 40, pauseRatio: 0.03 };
+  const options = { params, seed: 5, maxBatch: 40, quietRatio: 0.03 };
   const whole = run(ticks, options);
   const batches = Math.ceil(ticks.length / 20);
   const halves = run(ticks, { ...options, restoreAfterBatch: Math.floor(batches / 2) });
 
   assert.equal(halves.restored, 3);
+  assert.ok(whole.quietTimes.length > 0, "no quiet period");
   // Same flushed bars (with versions), same latest, same state values, same contexts.
   assert.deepEqual(halves.sink.writes, whole.sink.writes);
   assert.deepEqual(halves.sink.bars, whole.sink.bars);
@@ -509,13 +628,13 @@ Deno.test("snapshot -> JSON -> restore mid-stream gives the same results as one 
   assert.deepEqual(halves.rejected, whole.rejected);
   for (const [instrumentId, actor] of whole.actors) {
     const other = halves.actors.get(instrumentId)!;
-    assert.equal(other.getSnapshot().value, actor.getSnapshot().value);
+    assert.equal(state(other), state(actor));
     assert.deepEqual(
       JSON.parse(JSON.stringify(other.getSnapshot().context)),
       JSON.parse(JSON.stringify(actor.getSnapshot().context)),
     );
   }
-  // Pauses closed bars by wall clock, so compare contents; finality at least by the clock.
+  // Quiet periods closed bars early, so compare contents; finality at least by the clock.
   assertMatchesOracle(ticks, params, halves, "at least by clock");
   stopAll(whole);
   stopAll(halves);
@@ -524,7 +643,7 @@ Deno.test("snapshot -> JSON -> restore mid-stream gives the same results as one 
 // ---------------------------------------------------------------------------------------
 // Randomized against the oracle
 
-Deno.test("randomized: out-of-order, redelivered ticks in random batches give the oracle's bars and latest", () => {
+Deno.test("randomized: out-of-order, redelivered ticks in random batches give the oracle's bars, latest and finals", () => {
   const cases = [
     { seed: 1, spreadMs: 20 * MIN, maxDelayMs: 20 * SEC, lateness: 5 * SEC, tieMs: 1 },
     { seed: 7, spreadMs: 3 * HOUR, maxDelayMs: 3 * MIN, lateness: 2 * MIN, tieMs: 1 },
@@ -556,14 +675,17 @@ Deno.test("randomized: out-of-order, redelivered ticks in random batches give th
     } catch (error) {
       throw new Error(`seed ${c.seed}: ${(error as Error).message}`, { cause: error });
     }
-    const expected = expectedInstruments(ticks, params);
+    const expected = expectedInstruments(ticks, { ...params, watermarksAt: result.watermarksAt });
     assert.ok(expected.duplicateIndexes.length > 0, `seed ${c.seed}: no duplicates generated`);
     if (c.lateness < HOUR) assert.ok(expected.lateIndexes.length > 0, `seed ${c.seed}: no late`);
+    assert.equal(result.sink.corrections, 0, `seed ${c.seed}: a correction without quiet close`);
+    const finals = [...result.sink.bars.values()].filter((b) => b.final).length;
+    assert.ok(finals > 0 && finals < result.sink.bars.size, `seed ${c.seed}: ${finals} finals`);
     stopAll(result);
   }
 });
 
-Deno.test("randomized with wall-clock pauses: quiet close and corrections keep bars equal to the oracle", () => {
+Deno.test("randomized with quiet periods: quiet close and corrections keep bars equal to the oracle", () => {
   let corrections = 0;
   for (const seed of [3, 19, 88]) {
     const params: InstrumentParams = { ...PARAMS, allowedLatenessMs: 15 * SEC };
@@ -577,8 +699,9 @@ Deno.test("randomized with wall-clock pauses: quiet close and corrections keep b
       duplicateRatio: 0.05,
       maxDelayMs: 30 * SEC,
     });
-    const result = run(ticks, { params, seed, maxBatch: 25, pauseRatio: 0.05 });
+    const result = run(ticks, { params, seed, maxBatch: 25, quietRatio: 0.05 });
     try {
+      assert.ok(result.quietTimes.length > 0, "no quiet period");
       assertMatchesOracle(ticks, params, result, "at least by clock");
     } catch (error) {
       throw new Error(`seed ${seed}: ${(error as Error).message}`, { cause: error });

@@ -5,6 +5,7 @@
  */
 import type { AnyActorRef } from "xstate";
 import type { ActorKind, ActorOutputs, KeyedEvent, KindAdapter } from "./actor_kinds.ts";
+import type { EventClock } from "./event_clock.ts";
 
 /** What is stored per key: the XState persisted snapshot and the offset it includes. */
 export interface PersistedActor {
@@ -88,7 +89,7 @@ export class KeyActor<T> {
     const batch = this.#mailbox;
     if (batch.length === 0) return [];
     this.#mailbox = [];
-    const rejections = this.#adapter.apply(this.#machine, batch, nowMs);
+    const rejections = this.#adapter.apply(this.#machine, batch);
     const status = this.#machine.getSnapshot().status;
     if (status === "error") {
       throw new ActorCrashedError(this.key, this.#machine.getSnapshot().error, batch);
@@ -112,9 +113,9 @@ export class KeyActor<T> {
     }));
   }
 
-  /** Delivers the wall clock; returns true when the machine changed something to flush. */
-  tick(nowMs: number): void {
-    this.#adapter.tick(this.#machine, nowMs);
+  /** Delivers a partition clock advance (the actor closes what is due). */
+  advance(clock: EventClock): void {
+    this.#adapter.advance(this.#machine, clock);
     this.dirty = true;
   }
 
@@ -131,8 +132,9 @@ export class KeyActor<T> {
     return this.#adapter.windowClosed(this.#machine);
   }
 
-  wakeAt(): number | null {
-    return this.#adapter.wakeAt(this.#machine);
+  /** The partition clock value at which this actor next has a bar to close, or null. */
+  nextCloseAt(): number | null {
+    return this.#adapter.nextCloseAt(this.#machine);
   }
 
   /** Takes the changes since the last collect as sink writes. */

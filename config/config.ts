@@ -63,6 +63,8 @@ const schema = z.object({
   DATA_PROC_ALLOWED_LATENESS_MS: integer(0).default(5000),
   DATA_PROC_IDLE_CLOSE_MS: integer(1).default(30_000),
   DATA_PROC_REFDATA_REFRESH_MS: integer(100).default(5000),
+  DATA_PROC_WATERMARK_INTERVAL_MS: integer(1).default(1000),
+  DATA_PROC_MAX_FUTURE_SKEW_MS: integer(0).default(300_000),
   // Extensions of CONTRACT.md (documented in README.md).
   DATA_PROC_GROUP_ID: z.string().min(1).default("254carbon-data-processing"),
   DATA_PROC_TOPIC_PREFIX: z.string().default(""),

@@ -40,7 +40,13 @@ export async function locateActor(
   const consumer = deps.actors();
   const live = consumer?.findLive(kind, key);
   if (live) {
-    return { where: "live", partition: live.actor.partition, inspect: live.actor.inspect() };
+    // Judged by its partition's clock now (the context holds the clock it last saw).
+    const { clockMs, quietMs } = live.partition.clock;
+    return {
+      where: "live",
+      partition: live.actor.partition,
+      inspect: { ...live.actor.inspect(), event_time_clock_ms: clockMs, quiet_close_ms: quietMs },
+    };
   }
   const persisted = (await deps.store.load(kind, [key])).get(key);
   if (!persisted) return undefined;

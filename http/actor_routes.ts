@@ -184,10 +184,14 @@ export function actorRoutes(
       }
       if (where?.where === "here" || where?.where === "unowned") {
         // Owned here, or by nobody right now: the snapshot is the newest state that exists.
-        return c.json(storedView(where.persisted, {
+        const view = storedView(where.persisted, {
           node_id: deps.nodeId,
           owner: where.where === "here" ? deps.nodeId : null,
-        }));
+        });
+        // A passivated key owned here is judged by its partition's clock now.
+        const owned = deps.actors()?.ownedPartition(kind, where.partition);
+        if (owned) view.event_time_clock_ms = owned.clock.clockMs;
+        return c.json(view);
       }
       if (where?.where === "peer") {
         if (isForwarded(c)) {

@@ -61,9 +61,15 @@ export const metrics = {
     labelNames: ["stage", "reason"] as const,
     registers: [registry],
   }),
+  watermarkLag: new client.Gauge({
+    name: "data_processing_watermark_lag_ms",
+    help: "Wall clock minus the event-time clock of a normalized partition, in milliseconds",
+    labelNames: ["topic", "partition"] as const,
+    registers: [registry],
+  }),
   lateEvents: new client.Counter({
     name: "data_processing_late_events_total",
-    help: "Events older than the instrument clock minus the allowed lateness",
+    help: "Events older than their partition's event-time clock minus the allowed lateness",
     registers: [registry],
   }),
   liveActors: new client.Gauge({
@@ -76,6 +82,13 @@ export const metrics = {
     name: "data_processing_actor_passivations_total",
     help: "Actors passivated (state saved, memory freed), by kind",
     labelNames: ["kind"] as const,
+    registers: [registry],
+  }),
+  sourceIdleTransitions: new client.Counter({
+    name: "data_processing_source_idle_transitions_total",
+    help:
+      "Bronze source partitions turning idle or active again (event-time watermarks), by source topic and new state",
+    labelNames: ["source_topic", "state"] as const,
     registers: [registry],
   }),
   actorRestarts: new client.Counter({

@@ -5,6 +5,10 @@
 import type { Redis } from "./redis.ts";
 import type { RedisKeys } from "./redis_keys.ts";
 import type { PersistedActor } from "../actors/key_actor.ts";
+import { ClockCheckpoint, PersistedPartition } from "../messages/partition_state.ts";
+
+/** Clock checkpoints kept per partition: a week at one a minute. */
+const CLOCK_CHECKPOINTS = 10_080;
 
 /**
  * KEYS[1] = fence key; ARGV[1] = expected epoch; ARGV[2] = number of projections (n).
@@ -85,6 +89,48 @@ export class ActorStore {
       if (v !== null) found.set(keys[i]!, JSON.parse(v) as PersistedActor);
     });
     return found;
+  }
+
+  /** The stored state of a normalized partition (clock, open keys), if any. */
+  async loadPartition(topic: string, partition: number): Promise<PersistedPartition | undefined> {
+    const value = await this.#redis.get(this.#keys.partitionState(topic, partition));
+    if (value === null) return undefined;
+    const parsed = PersistedPartition.safeParse(JSON.parse(value));
+    if (!parsed.success) {
+      throw new Error(`stored state of ${topic}[${partition}] is invalid: ${parsed.error.message}`);
+    }
+    return parsed.data;
+  }
+
+  /**
+   * Keeps the clock state at `offset` for replays. A checkpoint is a function of the log
+   * alone, so it needs no fence; the newest CLOCK_CHECKPOINTS are kept.
+   */
+  async addClockCheckpoint(
+    topic: string,
+    partition: number,
+    checkpoint: ClockCheckpoint,
+  ): Promise<void> {
+    const key = this.#keys.clockHistory(topic, partition);
+    await this.#redis.multi()
+      .zadd(key, checkpoint.offset, JSON.stringify(checkpoint))
+      .zremrangebyrank(key, 0, -(CLOCK_CHECKPOINTS + 1))
+      .exec();
+  }
+
+  /** The newest clock checkpoint at or below `offset`, if any. */
+  async clockCheckpointAtOrBefore(
+    topic: string,
+    partition: number,
+    offset: number,
+  ): Promise<ClockCheckpoint | undefined> {
+    const key = this.#keys.clockHistory(topic, partition);
+    const [value] = await this.#redis.zrevrangebyscore(key, offset, "-inf", "LIMIT", 0, 1);
+    return value === undefined ? undefined : ClockCheckpoint.parse(JSON.parse(value));
+  }
+
+  partitionKey(topic: string, partition: number): string {
+    return this.#keys.partitionState(topic, partition);
   }
 
   snapshotKey(kind: string, key: string): string {

@@ -16,6 +16,12 @@ export function redisKeys(prefix: string, groupId: string) {
     snapshot: (kind: string, key: string) => `${prefix}snapshot:${kind}:${key}`,
     snapshotPattern: (kind: string) => `${prefix}snapshot:${kind}:*`,
     fence: (topic: string, partition: number) => `${prefix}fence:${groupId}:${topic}:${partition}`,
+    /** A normalized partition's event-time clock and keys with open bars. */
+    partitionState: (topic: string, partition: number) =>
+      `${prefix}partition:${groupId}:${topic}:${partition}`,
+    /** Checkpoints of that clock by offset (a sorted set), where replays start from. */
+    clockHistory: (topic: string, partition: number) =>
+      `${prefix}clock:${groupId}:${topic}:${partition}`,
     node: (nodeId: string) => `${prefix}node:${groupId}:${nodeId}`,
     nodePattern: () => `${prefix}node:${groupId}:*`,
     replayJob: (id: string) => `${prefix}replay:${groupId}:${id}`,

@@ -12,6 +12,7 @@ import { Partitioners } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import { curveAdapter, instrumentAdapter, type KindAdapter } from "../actors/actor_kinds.ts";
 import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
+import type { PersistedPartition } from "../messages/partition_state.ts";
 import { isNormalizedTick, NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -47,6 +48,18 @@ export interface PartitionView {
   processed_offset: number;
   live_actors: number;
   lag: number | null;
+  /** Event-time clock (CONTRACT.md "Event time") and each source's latest watermark. */
+  clock_ms: number | null;
+  quiet_ms: number | null;
+  watermark_lag_ms: number | null;
+  pending_close_keys: number;
+  sources: {
+    source_topic: string;
+    source_partition: number;
+    watermark_ms: number | null;
+    idle: boolean;
+    wall_ms: number;
+  }[];
 }
 
 // deno-lint-ignore no-explicit-any
@@ -84,7 +97,6 @@ export class ActorConsumer {
     this.#instruments = instrumentAdapter({
       windows: deps.config.DATA_PROC_BAR_WINDOWS,
       allowedLatenessMs: deps.config.DATA_PROC_ALLOWED_LATENESS_MS,
-      idleCloseMs: deps.config.DATA_PROC_IDLE_CLOSE_MS,
     });
     this.#curves = curveAdapter();
     this.#consumer = deps.kafka.consumer({
@@ -136,6 +148,7 @@ export class ActorConsumer {
         processed_offset: p.processedOffset,
         live_actors: p.liveActors,
         lag: hw === undefined ? null : Math.max(0, hw - p.processedOffset - 1),
+        ...clockFields(p, this.#now()),
       };
     });
   }
@@ -197,8 +210,10 @@ export class ActorConsumer {
       for (let attempt = 1; current(); attempt++) {
         try {
           const epoch = await this.#d.store.claim(topic, partition);
+          // Read after the claim: the previous owner can no longer write it.
+          const persisted = await this.#d.store.loadPartition(topic, partition);
           if (!current()) return undefined; // superseded by a newer assignment
-          const p = this.#newPartition(topic, partition, epoch);
+          const p = this.#newPartition(topic, partition, epoch, persisted);
           this.#partitions.set(id, p);
           return p;
         } catch (err) {
@@ -217,11 +232,17 @@ export class ActorConsumer {
     return claim;
   }
 
-  #newPartition(topic: string, partition: number, epoch: number): AnyPartition {
+  #newPartition(
+    topic: string,
+    partition: number,
+    epoch: number,
+    persisted: PersistedPartition | undefined,
+  ): AnyPartition {
     const common = {
       topic,
       partition,
       epoch,
+      ...(persisted ? { persisted } : {}),
       store: this.#d.store,
       historySize: this.#d.config.DATA_PROC_ACTOR_HISTORY,
       now: this.#now,
@@ -311,6 +332,11 @@ export class ActorConsumer {
     }
   }
 
+  /** Where a replay of `topic[partition]` from `offset` can start its clock. */
+  clockCheckpointAtOrBefore(topic: string, partition: number, offset: number) {
+    return this.#d.store.clockCheckpointAtOrBefore(topic, partition, offset);
+  }
+
   /** The owned partition supervisor of a kind holding `partition`, if this node owns it. */
   ownedPartition(kind: "instrument" | "curve", partition: number): AnyPartition | undefined {
     const topic = kind === "instrument"
@@ -392,9 +418,7 @@ export class ActorConsumer {
   async #flushOnce(snapshot: boolean): Promise<void> {
     const started = performance.now();
     if (snapshot) this.#lastSnapshotMs = this.#now();
-    const now = this.#now();
     const live = this.partitions.filter((p) => p.alive);
-    for (const p of live) await p.tick(now);
     const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
     for (const p of live) plans.push({ p, plan: await p.plan({ snapshot }) });
     const planned = performance.now();
@@ -435,7 +459,12 @@ export class ActorConsumer {
         this.#partitions.get(`${c.topic}:${c.partition}`)?.alive
       );
       if (stillOwned.length > 0) await this.#consumer.commitOffsets(stillOwned);
-      for (const { p, plan } of owned) p.flushed(plan);
+      for (const { p, plan } of owned) {
+        p.flushed(plan);
+        if (plan.clockCheckpoint) {
+          await this.#d.store.addClockCheckpoint(p.topic, p.partition, plan.clockCheckpoint);
+        }
+      }
       metrics.flushedActors.inc(owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
       for (const p of live) {
         await p.passivate({
@@ -547,4 +576,22 @@ export class ActorConsumer {
     await this.#consumer.disconnect();
     await this.#producer.disconnect();
   }
+}
+
+function clockFields(p: AnyPartition, now: number) {
+  const view = p.clockView();
+  return {
+    clock_ms: view.clock_ms,
+    quiet_ms: view.quiet_ms,
+    watermark_lag_ms: view.clock_ms === null ? null : now - view.clock_ms,
+    pending_close_keys: p.pendingKeys,
+    sources: Object.entries(view.sources.sources).map(([id, mark]) => {
+      const at = id.lastIndexOf(":");
+      return {
+        source_topic: id.slice(0, at),
+        source_partition: Number(id.slice(at + 1)),
+        ...mark,
+      };
+    }),
+  };
 }

@@ -1,15 +1,28 @@
 /**
  * One owned partition of a normalized topic: its key actors (spawned, revived from
- * snapshots, passivated), the offset it has processed, and the writes its next flush owes.
- * A crashing actor is rebuilt from its snapshot and its unflushed events; an event that
- * crashes it every time is a poison event and goes to the DLQ.
+ * snapshots, passivated), its event-time clock (from the watermark records in it), the keys
+ * that still have bars to close, the offset it has processed, and the writes its next flush
+ * owes. A crashing actor is rebuilt from its snapshot and its unflushed events; an event
+ * that crashes it every time is a poison event and goes to the DLQ.
  */
 import type { KafkaMessage } from "kafkajs";
 import type { z } from "zod";
 import type { ActorOutputs, KeyedEvent, KindAdapter } from "../actors/actor_kinds.ts";
+import {
+  applyWatermark,
+  currentClock,
+  emptyClockState,
+  type EventClock,
+} from "../actors/event_clock.ts";
 import { ActorCrashedError, KeyActor, type PersistedActor } from "../actors/key_actor.ts";
 import { buildDlqRecord, type DlqRecord } from "../messages/dlq_record.ts";
 import { decodeJson } from "../messages/decode.ts";
+import type {
+  ClockCheckpoint,
+  ClockState,
+  PersistedPartition,
+} from "../messages/partition_state.ts";
+import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
@@ -34,6 +47,8 @@ export interface PartitionOptions<T> {
   onKeyEvents?: (kind: string, key: string, count: number) => void;
   /** Told when a batch closed a window, so final bars are flushed without waiting. */
   onWindowClosed?: () => void;
+  /** The partition's stored state (clock, keys with open bars), when it had one. */
+  persisted?: PersistedPartition;
 }
 
 /** What one flush of this partition writes, captured at one instant. */
@@ -47,6 +62,8 @@ export interface PartitionFlushPlan {
   snapshots: { key: string; value: string }[];
   dlq: DlqRecord[];
   flushedKeys: string[];
+  /** The clock as of the committed offset, kept for replays (about once a minute). */
+  clockCheckpoint: ClockCheckpoint | null;
 }
 
 /** The partition can no longer be trusted to continue; its parent must restart it. */
@@ -60,6 +77,8 @@ export class PartitionEscalation extends Error {
 const STAGE = "aggregate";
 /** Actors collected between two yields to the event loop while a flush is planned. */
 const PLAN_CHUNK = 250;
+/** Wall-clock time between two clock checkpoints of a partition. */
+const CLOCK_CHECKPOINT_EVERY_MS = 60_000;
 
 export class PartitionSupervisor<T> {
   readonly topic: string;
@@ -67,8 +86,17 @@ export class PartitionSupervisor<T> {
   readonly epoch: number;
   readonly #o: PartitionOptions<T>;
   readonly #actors = new Map<string, KeyActor<T>>();
-  /** Passivated keys that still owe a quiet close, with the wall-clock time it is due. */
-  readonly #wakeups = new Map<string, number>();
+  /** The event-time clock built from the watermark records of the batches applied so far. */
+  #clock: ClockState;
+  /** Watermark records at or below this offset are already in `#clock`. */
+  #clockIncludes: number;
+  /** Keys (live or passivated) with an open bar, and the clock value that closes it. */
+  readonly #pending = new Map<string, number>();
+  /** At most the smallest value in #pending: no close pass is needed below it. */
+  #pendingFloor = Infinity;
+  /** A restored partition checks once for closes its stored actors may not hold yet. */
+  #closeCheckDue: boolean;
+  #lastCheckpointMs = -Infinity;
   readonly #restarts = new RestartIntensity({ maxRestarts: 10, windowMs: 60_000 });
   #dlq: DlqRecord[] = [];
   #processedOffset = -1;
@@ -85,6 +113,27 @@ export class PartitionSupervisor<T> {
     this.topic = options.topic;
     this.partition = options.partition;
     this.epoch = options.epoch;
+    const restored = options.persisted;
+    this.#clock = restored ? structuredClone(restored.clock) : emptyClockState();
+    this.#clockIncludes = restored?.offset ?? -1;
+    for (const [key, at] of Object.entries(restored?.pending ?? {})) this.#setPending(key, at);
+    this.#closeCheckDue = restored !== undefined;
+  }
+
+  /** The clock this partition's events are judged by now. */
+  get clock(): EventClock {
+    return currentClock(this.#clock);
+  }
+
+  /** The clock and the latest watermark record of each source partition (for operators). */
+  clockView(): { clock_ms: number | null; quiet_ms: number | null; sources: ClockState } {
+    const { clockMs, quietMs } = this.clock;
+    return { clock_ms: clockMs, quiet_ms: quietMs, sources: structuredClone(this.#clock) };
+  }
+
+  /** Keys waiting for the clock to close a bar. */
+  get pendingKeys(): number {
+    return this.#pending.size;
   }
 
   get alive(): boolean {
@@ -129,10 +178,72 @@ export class PartitionSupervisor<T> {
   async #handle(messages: readonly KafkaMessage[]): Promise<void> {
     if (!this.#alive || messages.length === 0) return;
     const now = this.#o.now();
-    const byKey = new Map<string, KeyedEvent<T>[]>();
+    const { segments, raw, keys, clock } = this.#decode(messages, now);
+    await this.#revive([...keys].filter((k) => !this.#actors.has(k)), now);
+    if (!this.#alive) return;
+    if (this.#closeCheckDue) {
+      this.#closeCheckDue = false;
+      await this.#closeDue(this.clock, now);
+    }
+
+    // Segments end at watermark records: events before one are applied before the closes
+    // it causes, as their order in the partition says.
+    let applied = 0;
+    const latency = metrics.processingLatency.labels(STAGE);
+    for (const segment of segments) {
+      applied += await this.#applyEvents(segment.byKey, raw, now);
+      if (segment.clockAfter) await this.#closeDue(segment.clockAfter, now);
+      if (!this.#alive) return;
+    }
+    const done = this.#o.now();
+    for (const segment of segments) {
+      for (const events of segment.byKey.values()) {
+        for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
+      }
+    }
+    metrics.events.labels(STAGE, "applied").inc(applied);
+    // Only a batch applied whole moves the clock: a batch that failed midway is fetched
+    // again and its events must meet the clock at their own offsets once more.
+    this.#clock = clock.state;
+    this.#clockIncludes = clock.includes;
+    const clockMs = this.#clock.clock_ms;
+    if (clockMs !== null) {
+      metrics.watermarkLag.labels(this.topic, String(this.partition)).set(done - clockMs);
+    }
+    this.#processedOffset = Number(messages[messages.length - 1]!.offset);
+  }
+
+  /**
+   * Decodes a batch in offset order: data records become events (each with the clock at its
+   * offset), grouped by key into segments that end where a watermark record moved the clock.
+   */
+  #decode(messages: readonly KafkaMessage[], now: number) {
+    type Segment = { byKey: Map<string, KeyedEvent<T>[]>; clockAfter: EventClock | null };
+    const segments: Segment[] = [{ byKey: new Map(), clockAfter: null }];
     const raw = new Map<number, KafkaMessage>();
+    const keys = new Set<string>();
+    const state = structuredClone(this.#clock);
+    let includes = this.#clockIncludes;
+    let clock = currentClock(state);
     for (const m of messages) {
       const offset = Number(m.offset);
+      if (isControlRecord(m.headers)) {
+        if (offset <= includes) continue; // already in the clock (restored or redelivered)
+        includes = offset;
+        const mark = decodeJson(WatermarkRecord, m.value);
+        if (!mark.ok) {
+          this.#o.logger.warn("skipping a control record that is not a watermark", {
+            offset,
+            error: mark.message,
+          });
+          continue;
+        }
+        applyWatermark(state, mark.value);
+        clock = currentClock(state);
+        segments.at(-1)!.clockAfter = clock;
+        segments.push({ byKey: new Map(), clockAfter: null });
+        continue;
+      }
       const decoded = decodeJson(this.#o.schema, m.value, this.#o.fastCheck);
       if (!decoded.ok) {
         this.#toDlq(m, "invalid_payload", decoded.message, now);
@@ -140,16 +251,26 @@ export class PartitionSupervisor<T> {
       }
       raw.set(offset, m);
       const key = this.#o.keyOf(decoded.value);
-      const event = { offset, appendTimeMs: Number(m.timestamp), value: decoded.value };
+      const event = { offset, appendTimeMs: Number(m.timestamp), clock, value: decoded.value };
+      const byKey = segments.at(-1)!.byKey;
       const list = byKey.get(key);
       if (list) list.push(event);
       else byKey.set(key, [event]);
+      keys.add(key);
     }
-    if (this.#holding) this.#holdBack(byKey, raw);
-    await this.#revive([...byKey.keys()].filter((k) => !this.#actors.has(k)), now);
-    if (!this.#alive) return;
+    if (this.#holding) {
+      for (const segment of segments) this.#holdBack(segment.byKey, raw);
+      for (const key of keys) if (this.#held.has(key)) keys.delete(key);
+    }
+    return { segments, raw, keys, clock: { state, includes } };
+  }
 
-    const latency = metrics.processingLatency.labels(STAGE);
+  /** Applies one segment's events key by key; returns how many were queued. */
+  async #applyEvents(
+    byKey: Map<string, KeyedEvent<T>[]>,
+    raw: Map<number, KafkaMessage>,
+    now: number,
+  ): Promise<number> {
     let applied = 0;
     let closed = false;
     for (const [key, events] of byKey) {
@@ -164,16 +285,52 @@ export class PartitionSupervisor<T> {
         if (!(err instanceof ActorCrashedError)) throw err;
         await this.#recover(key, err.batch as KeyedEvent<T>[], raw, now);
       }
+      this.#track(this.#actors.get(key)!);
       applied += queued;
       closed ||= actor.windowClosed;
     }
     if (closed) this.#o.onWindowClosed?.();
-    const done = this.#o.now();
-    for (const events of byKey.values()) {
-      for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
+    return applied;
+  }
+
+  /**
+   * Hands the clock to every key it closes a bar for, reviving passivated ones. Keys being
+   * replayed are left to the replay, which rebuilds them up to the clock.
+   */
+  async #closeDue(clock: EventClock, now: number): Promise<void> {
+    const clockMs = clock.clockMs ?? -Infinity;
+    const quietMs = clock.quietMs ?? -Infinity;
+    if (clockMs < this.#pendingFloor && quietMs <= this.#pendingFloor) return;
+    const due: string[] = [];
+    let floor = Infinity;
+    for (const [key, at] of this.#pending) {
+      if ((at <= clockMs || at < quietMs) && !this.#holding?.(key)) due.push(key);
+      else if (at < floor) floor = at;
     }
-    metrics.events.labels(STAGE, "applied").inc(applied);
-    this.#processedOffset = Number(messages[messages.length - 1]!.offset);
+    this.#pendingFloor = floor;
+    if (due.length === 0) return;
+    await this.#revive(due.filter((k) => !this.#actors.has(k)), now);
+    let closed = false;
+    for (const key of due) {
+      const actor = this.#actors.get(key);
+      if (!actor) continue;
+      actor.advance(clock);
+      this.#track(actor);
+      closed ||= actor.windowClosed;
+    }
+    if (closed) this.#o.onWindowClosed?.();
+  }
+
+  /** Records when the actor next has a bar to close (or that it has none). */
+  #track(actor: KeyActor<T>): void {
+    const at = actor.nextCloseAt();
+    if (at === null) this.#pending.delete(actor.key);
+    else this.#setPending(actor.key, at);
+  }
+
+  #setPending(key: string, at: number): void {
+    this.#pending.set(key, at);
+    if (at < this.#pendingFloor) this.#pendingFloor = at;
   }
 
   #holdBack(byKey: Map<string, KeyedEvent<T>[]>, raw: Map<number, KafkaMessage>): void {
@@ -212,7 +369,6 @@ export class PartitionSupervisor<T> {
       for (const [key, actor] of rebuilt ?? []) {
         this.#actors.get(key)?.stop();
         this.#actors.set(key, actor);
-        this.#wakeups.delete(key);
       }
       const held = this.#held;
       this.#held = new Map();
@@ -227,6 +383,13 @@ export class PartitionSupervisor<T> {
           if (!(err instanceof ActorCrashedError)) throw err;
           await this.#recover(key, err.batch as KeyedEvent<T>[], rawByOffset, now);
         }
+      }
+      // Closes the clock made due while the keys were held (it skipped them).
+      for (const key of new Set([...(rebuilt?.keys() ?? []), ...held.keys()])) {
+        const actor = this.#actors.get(key);
+        if (!actor) continue;
+        actor.advance(this.clock);
+        this.#track(actor);
       }
     });
   }
@@ -269,7 +432,6 @@ export class PartitionSupervisor<T> {
       ...(persisted ? { persisted } : {}),
     });
     this.#actors.set(key, actor);
-    this.#wakeups.delete(key);
     return actor;
   }
 
@@ -374,20 +536,8 @@ export class PartitionSupervisor<T> {
     const actor = this.#actors.get(key)!;
     const versionBase = actor.maxVersion() + 1;
     actor.reset(versionBase);
-    this.#wakeups.delete(key);
+    this.#track(actor);
     return versionBase;
-  }
-
-  /** Delivers the wall clock to actors whose quiet close is due (reviving passivated ones). */
-  tick(now: number): Promise<void> {
-    return this.#serial(async () => {
-      const due = [...this.#wakeups].filter(([, at]) => at <= now).map(([k]) => k);
-      if (due.length > 0) await this.#revive(due, now);
-      for (const actor of this.#actors.values()) {
-        const at = actor.wakeAt();
-        if (at !== null && at <= now) actor.tick(now);
-      }
-    });
   }
 
   /**
@@ -395,19 +545,35 @@ export class PartitionSupervisor<T> {
    * records owed, and the offset that becomes committable once all of it is acknowledged.
    */
   async plan(options: { snapshot: boolean }): Promise<PartitionFlushPlan> {
-    const now = this.#o.now();
-    // Captured first: everything at or below this offset is in the actors collected below
-    // (events applied while this plan yields only add to snapshots, keyed by their offsets).
-    // Only a plan with snapshots may commit: the offset must be covered by stored state.
-    const commitOffset = options.snapshot && this.#processedOffset > this.#flushedOffset
-      ? this.#processedOffset + 1
-      : null;
-    const dlq = this.#dlq;
-    this.#dlq = [];
+    // Captured between two batches, so the offset, the clock and the open keys agree:
+    // everything at or below the offset is in the actors collected below (events applied
+    // while this plan yields only add to snapshots, keyed by their offsets). Only a plan
+    // with snapshots may commit: the offset must be covered by stored state.
+    const { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty } = await this.#serial(
+      () => {
+        const now = this.#o.now();
+        const commitOffset = options.snapshot && this.#processedOffset > this.#flushedOffset
+          ? this.#processedOffset + 1
+          : null;
+        // Stored last, after the snapshots it relies on.
+        const partitionState = commitOffset === null ? null : {
+          key: this.#o.store.partitionKey(this.topic, this.partition),
+          value: JSON.stringify(this.#persistState(now)),
+        };
+        let clockCheckpoint: ClockCheckpoint | null = null;
+        if (commitOffset !== null && now - this.#lastCheckpointMs >= CLOCK_CHECKPOINT_EVERY_MS) {
+          this.#lastCheckpointMs = now;
+          clockCheckpoint = { offset: this.#processedOffset, clock: structuredClone(this.#clock) };
+        }
+        const dlq = this.#dlq;
+        this.#dlq = [];
+        const dirty = [...this.#actors.values()].filter((a) => a.dirty);
+        return { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty };
+      },
+    );
     const outputs: ActorOutputs = { projections: [], barRows: [], curveRows: [], messages: [] };
     const snapshots: { key: string; value: string }[] = [];
     const flushedKeys: string[] = [];
-    const dirty = [...this.#actors.values()].filter((a) => a.dirty);
     for (let i = 0; i < dirty.length; i++) {
       // Serialising thousands of snapshots at once would stall every partition: yield.
       if (i > 0 && i % PLAN_CHUNK === 0) await new Promise((r) => setTimeout(r, 0));
@@ -426,6 +592,7 @@ export class PartitionSupervisor<T> {
       });
       actor.snapshotted();
     }
+    if (partitionState) snapshots.push(partitionState);
     return {
       topic: this.topic,
       partition: this.partition,
@@ -435,6 +602,16 @@ export class PartitionSupervisor<T> {
       snapshots,
       dlq,
       flushedKeys,
+      clockCheckpoint,
+    };
+  }
+
+  #persistState(now: number): PersistedPartition {
+    return {
+      offset: this.#processedOffset,
+      clock: this.#clock,
+      pending: Object.fromEntries(this.#pending),
+      saved_at_ms: now,
     };
   }
 
@@ -455,9 +632,7 @@ export class PartitionSupervisor<T> {
       for (const actor of candidates) {
         const idle = options.now - actor.lastActiveMs >= options.idleMs;
         if (!idle && this.#actors.size <= options.maxLive) break;
-        const wake = actor.wakeAt();
-        if (wake !== null) this.#wakeups.set(actor.key, wake);
-        actor.stop();
+        actor.stop(); // its open bars stay in #pending: a close revives it
         this.#actors.delete(actor.key);
         freed++;
       }
@@ -472,7 +647,7 @@ export class PartitionSupervisor<T> {
     await this.#inFlight;
     for (const actor of this.#actors.values()) actor.stop();
     this.#actors.clear();
-    this.#wakeups.clear();
+    this.#pending.clear();
   }
 
   /** Waits for the batch in progress, if any. */

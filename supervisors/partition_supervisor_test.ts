@@ -1,6 +1,7 @@
 /**
  * Partition supervisor behaviour with a real Redis actor store: poison events, one-for-one
- * restarts that rebuild a crashed actor exactly, and neighbours that keep running.
+ * restarts that rebuild a crashed actor exactly, and neighbours that keep running; the
+ * event-time clock read from the watermark records in the partition.
  */
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
@@ -12,18 +13,19 @@ import {
   type InstrumentContext,
 } from "../actors/instrument_aggregate.ts";
 import type { InstrumentEvent, InstrumentInput } from "../actors/instrument_machine.ts";
+import type { Bar } from "../messages/bar.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
+import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
 import { createLogger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { uniqueId } from "../tests/support.ts";
-import { PartitionSupervisor } from "./partition_supervisor.ts";
+import { type PartitionFlushPlan, PartitionSupervisor } from "./partition_supervisor.ts";
 
 const PARAMS = {
   windows: [{ name: "1m", ms: 60_000 }],
   allowedLatenessMs: 5000,
-  idleCloseMs: 60_000,
 };
 
 /** An instrument machine that throws on any event whose id starts with "poison". */
@@ -61,10 +63,20 @@ function fragileAdapter(): KindAdapter<NormalizedTick> {
 }
 
 function message(offset: number, instrument: string, eventId: string, price: number): KafkaMessage {
+  return tickMessage(offset, instrument, eventId, 1_700_000_000_000 + offset * 1000, price);
+}
+
+function tickMessage(
+  offset: number,
+  instrument: string,
+  eventId: string,
+  eventTimeMs: number,
+  price: number,
+): KafkaMessage {
   const tick: NormalizedTick = {
     event_id: eventId,
     instrument_id: instrument,
-    event_time_ms: 1_700_000_000_000 + offset * 1000,
+    event_time_ms: eventTimeMs,
     price,
     size: 1,
     source: "test",
@@ -137,4 +149,299 @@ Deno.test({
       await redis.quit();
     }
   },
+});
+
+// ---------------------------------------------------------------------------------------
+// Event time from the watermark records in the partition. These tests also use the real
+// Redis store (with sanitizeOps off for ioredis's connect timer, as above).
+
+const TOPIC = "normalized.market.ticks.v1";
+const SOURCE = "ingestion.market.ticks.v1";
+const SEC = 1_000;
+const MIN = 60_000;
+/** 2027-01-15T10:00:00Z: aligned to the minute. */
+const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
+const LATENESS = PARAMS.allowedLatenessMs;
+
+/**
+ * A watermark record as the normalizer writes it into the partition (`dp-control` header,
+ * WatermarkRecord value); one source partition unless told otherwise.
+ */
+function watermarkMessage(
+  offset: number,
+  watermarkMs: number | null,
+  options: { idle?: boolean; wallMs?: number; sourcePartition?: number; sources?: number } = {},
+): KafkaMessage {
+  const record: WatermarkRecord = {
+    type: "watermark",
+    source_topic: SOURCE,
+    source_partition: options.sourcePartition ?? 0,
+    watermark_ms: watermarkMs,
+    idle: options.idle ?? false,
+    wall_ms: options.wallMs ?? T0,
+    source_partitions: options.sources ?? 1,
+  };
+  return {
+    key: null,
+    value: new TextEncoder().encode(JSON.stringify(record)) as unknown as KafkaMessage["value"],
+    timestamp: String(T0),
+    attributes: 0,
+    offset: String(offset),
+    headers: { [CONTROL_HEADER]: WATERMARK_CONTROL },
+  } as KafkaMessage;
+}
+
+interface ClockHarness {
+  store: ActorStore;
+  /** Claims the partition (a new epoch) and starts a supervisor with the real adapter. */
+  partition(
+    partition: number,
+    extra?: Partial<ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0]>,
+  ): Promise<PartitionSupervisor<NormalizedTick>>;
+  /** Plans with snapshots, writes the plan to Redis as the flush path does, commits. */
+  flush(p: PartitionSupervisor<NormalizedTick>): Promise<PartitionFlushPlan>;
+}
+
+/** Runs `fn` against a real Redis under a fresh prefix, deleting its keys afterwards. */
+async function withRedis(fn: (h: ClockHarness) => Promise<void>): Promise<void> {
+  const redis = createRedis("redis://127.0.0.1:6379/0");
+  const prefix = `t${uniqueId()}:`;
+  const started: PartitionSupervisor<NormalizedTick>[] = [];
+  try {
+    const store = new ActorStore(redis, redisKeys(prefix, "g"));
+    await fn({
+      store,
+      async partition(partition, extra = {}) {
+        const epoch = await store.claim(TOPIC, partition);
+        const p = new PartitionSupervisor<NormalizedTick>({
+          topic: TOPIC,
+          partition,
+          epoch,
+          adapter: instrumentAdapter(PARAMS),
+          schema: NormalizedTick,
+          keyOf: (t) => t.instrument_id,
+          store,
+          historySize: 5,
+          now: () => Date.now(),
+          logger: createLogger("test"),
+          ...extra,
+        });
+        started.push(p);
+        return p;
+      },
+      async flush(p) {
+        const plan = await p.plan({ snapshot: true });
+        const ok = await store.fencedFlush(p.topic, p.partition, p.epoch, {
+          projections: plan.outputs.projections,
+          snapshots: plan.snapshots,
+        });
+        assert.ok(ok, "fenced out");
+        p.flushed(plan);
+        return plan;
+      },
+    });
+  } finally {
+    for (const p of started) await p.stop();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  }
+}
+
+/** The bars a plan writes (its ClickHouse rows), by `${instrument_id}|${start_ms}`. */
+function barsOf(plan: PartitionFlushPlan): Map<string, Bar> {
+  const bars = new Map<string, Bar>();
+  for (const row of plan.outputs.barRows) {
+    const bar = { ...row, final: row.final === 1 } as unknown as Bar;
+    bars.set(`${bar.instrument_id}|${bar.start_ms}`, bar);
+  }
+  return bars;
+}
+
+Deno.test({
+  name:
+    "partition judges each event by the clock at its offset: after a watermark that moved it far ahead an event is late, before it not",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      const p = await h.partition(0);
+      await p.handle([
+        watermarkMessage(0, T0),
+        tickMessage(1, "A", "a1", T0 + 1 * SEC, 10),
+        tickMessage(2, "B", "b2", T0 + 10 * SEC, 20),
+        watermarkMessage(3, T0 + 10 * MIN), // the clock jumps ten minutes
+        tickMessage(4, "A", "a-old", T0 + 1 * SEC, 13),
+        tickMessage(5, "A", "a5", T0 + 10 * MIN, 11),
+      ]);
+      assert.deepEqual(p.clock, { clockMs: T0 + 10 * MIN, quietMs: null });
+      const plan = await h.flush(p);
+      assert.deepEqual(plan.dlq.map((d) => [d.reason, d.source_offset]), [["late_event", "4"]]);
+      const bars = barsOf(plan);
+      assert.equal(bars.get(`A|${T0}`)!.count, 1);
+      // B got no more events: the watermark at offset 3 closed its bar, as it did A's.
+      assert.equal(bars.get(`B|${T0}`)!.final, true);
+      assert.equal(bars.get(`A|${T0}`)!.final, true);
+      assert.equal(bars.get(`A|${T0 + 10 * MIN}`)!.final, false);
+      assert.deepEqual(
+        plan.outputs.messages.filter((m) => m.topic === "bars").map((m) => m.key).sort(),
+        ["A", "B"],
+      );
+      assert.equal(p.pendingKeys, 1); // A's open bar at T0+10m
+      assert.equal(plan.commitOffset, 6);
+    }),
+});
+
+Deno.test({
+  name: "partition counts the same event when it comes before the watermark that moves the clock",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      const p = await h.partition(0);
+      await p.handle([
+        watermarkMessage(0, T0),
+        tickMessage(1, "A", "a1", T0 + 1 * SEC, 10),
+        tickMessage(2, "B", "b2", T0 + 10 * SEC, 20),
+        tickMessage(3, "A", "a-old", T0 + 1 * SEC, 13),
+        watermarkMessage(4, T0 + 10 * MIN),
+        tickMessage(5, "A", "a5", T0 + 10 * MIN, 11),
+      ]);
+      const plan = await h.flush(p);
+      assert.deepEqual(plan.dlq, []);
+      const a = barsOf(plan).get(`A|${T0}`)!;
+      assert.deepEqual([a.count, a.final, a.open, a.close], [2, true, 13, 10]); // (t, id) order
+      assert.equal(barsOf(plan).get(`B|${T0}`)!.final, true);
+    }),
+});
+
+Deno.test({
+  name: "partition with no watermark yet judges nothing late and closes nothing",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      const p = await h.partition(0);
+      await p.handle([
+        tickMessage(0, "A", "a0", T0 + 2 * MIN, 10),
+        tickMessage(1, "A", "a1", T0, 11),
+        // Two source partitions, one heard from: the clock is still undefined.
+        watermarkMessage(2, T0 + 10 * MIN, { sources: 2 }),
+        tickMessage(3, "A", "a3", T0 + 1, 12),
+      ]);
+      assert.deepEqual(p.clock, { clockMs: null, quietMs: null });
+      const plan = await h.flush(p);
+      assert.deepEqual(plan.dlq, []);
+      assert.ok([...barsOf(plan).values()].every((b) => !b.final));
+      assert.equal(barsOf(plan).get(`A|${T0}`)!.count, 2);
+      // The second source reports: the clock is the minimum of the two.
+      await p.handle([
+        watermarkMessage(4, T0 + MIN + LATENESS, { sources: 2, sourcePartition: 1 }),
+      ]);
+      assert.equal(p.clock.clockMs, T0 + MIN + LATENESS);
+      const next = barsOf(await h.flush(p));
+      assert.equal(next.get(`A|${T0}`)!.final, true);
+      assert.equal(next.has(`A|${T0 + 2 * MIN}`), false); // unchanged: not written again
+    }),
+});
+
+Deno.test({
+  name:
+    "partition closes a key that gets no more events when a later watermark passes end + lateness, reviving it if passivated",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      let windowsClosed = 0;
+      const p = await h.partition(0, { onWindowClosed: () => windowsClosed++ });
+      await p.handle([watermarkMessage(0, T0), tickMessage(1, "B", "b1", T0 + 10 * SEC, 20)]);
+      await h.flush(p);
+      assert.equal(await p.passivate({ idleMs: 0, maxLive: 0, now: Date.now() }), 1);
+      assert.equal(p.liveActors, 0);
+      assert.equal(p.pendingKeys, 1);
+
+      // One millisecond short: nothing closes, nothing is revived.
+      await p.handle([watermarkMessage(2, T0 + MIN + LATENESS - 1)]);
+      assert.equal(p.liveActors, 0);
+      assert.equal(windowsClosed, 0);
+      const none = await h.flush(p);
+      assert.deepEqual(none.outputs.barRows, []);
+
+      await p.handle([watermarkMessage(3, T0 + MIN + LATENESS)]);
+      assert.equal(windowsClosed, 1);
+      assert.equal(p.pendingKeys, 0);
+      const plan = await h.flush(p);
+      const bar = barsOf(plan).get(`B|${T0}`)!;
+      assert.deepEqual([bar.final, bar.count, bar.version], [true, 1, 3]);
+      assert.equal(plan.outputs.messages.filter((m) => m.topic === "bars").length, 1);
+      assert.equal(plan.commitOffset, 4);
+    }),
+});
+
+Deno.test({
+  name:
+    "partition restored from its stored state keeps its clock and closes the keys it was waiting on",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      const p = await h.partition(0);
+      await p.handle([
+        watermarkMessage(0, T0),
+        tickMessage(1, "B", "b1", T0 + 10 * SEC, 20),
+        watermarkMessage(2, T0 + 30 * SEC),
+      ]);
+      await h.flush(p);
+      await p.stop();
+
+      const persisted = await h.store.loadPartition(TOPIC, 0);
+      assert.ok(persisted);
+      assert.equal(persisted.offset, 2);
+      assert.equal(persisted.clock.clock_ms, T0 + 30 * SEC);
+      assert.deepEqual(persisted.pending, { B: T0 + MIN + LATENESS });
+      const q = await h.partition(0, { persisted });
+      assert.deepEqual(q.clock, { clockMs: T0 + 30 * SEC, quietMs: null });
+      // A redelivered watermark already in the stored clock is skipped; a late event is
+      // late by the restored clock.
+      await q.handle([
+        watermarkMessage(2, T0 + 30 * SEC),
+        tickMessage(3, "C", "c3", T0 + 30 * SEC - LATENESS - 1, 5),
+        watermarkMessage(4, T0 + 2 * MIN),
+      ]);
+      const plan = await h.flush(q);
+      assert.deepEqual(plan.dlq.map((d) => [d.reason, d.source_offset]), [["late_event", "3"]]);
+      assert.equal(barsOf(plan).get(`B|${T0}`)!.final, true);
+      assert.equal(q.pendingKeys, 0);
+    }),
+});
+
+Deno.test({
+  name:
+    "partition quiet-closes bars when every source is idle; a later event within lateness corrects the final bar",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      const p = await h.partition(0);
+      await p.handle([
+        watermarkMessage(0, T0 + 10 * SEC),
+        tickMessage(1, "A", "a1", T0 + 8 * SEC, 10),
+        // Every source idle; quiet time at end + lateness: not yet.
+        watermarkMessage(2, T0 + 10 * SEC, { idle: true, wallMs: T0 + MIN + LATENESS }),
+      ]);
+      assert.deepEqual(p.clock, { clockMs: T0 + 10 * SEC, quietMs: T0 + MIN + LATENESS });
+      assert.equal(barsOf(await h.flush(p)).get(`A|${T0}`)!.final, false);
+
+      await p.handle([
+        watermarkMessage(3, T0 + 10 * SEC, { idle: true, wallMs: T0 + MIN + LATENESS + 1 }),
+      ]);
+      const closed = barsOf(await h.flush(p)).get(`A|${T0}`)!;
+      assert.deepEqual([closed.final, closed.count, closed.version], [true, 1, 3]);
+
+      // The source is active again; the clock kept its value, so T0+6s is within lateness.
+      await p.handle([
+        watermarkMessage(4, T0 + 10 * SEC),
+        tickMessage(5, "A", "a5", T0 + 6 * SEC, 20),
+      ]);
+      const plan = await h.flush(p);
+      assert.deepEqual(plan.dlq, []);
+      const corrected = barsOf(plan).get(`A|${T0}`)!;
+      assert.deepEqual([corrected.final, corrected.count, corrected.open], [true, 2, 20]);
+      assert.ok(corrected.version > closed.version);
+      assert.equal(p.actor("A")!.inspect().state, "closed");
+    }),
 });

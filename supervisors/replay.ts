@@ -10,7 +10,15 @@ import type { Kafka, KafkaMessage } from "kafkajs";
 import type { ActorKind, ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
 import type { KeyActor } from "../actors/key_actor.ts";
 import type { Config } from "../config/config.ts";
+import {
+  applyWatermark,
+  currentClock,
+  emptyClockState,
+  type EventClock,
+} from "../actors/event_clock.ts";
 import { decodeJson } from "../messages/decode.ts";
+import type { ClockState } from "../messages/partition_state.ts";
+import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -78,8 +86,9 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
   try {
     const history = await readHistory(deps, parts, ends, spec.fromTimeMs, match, spec.kind);
     for (const p of parts) {
-      const events = history.get(p.partition) ?? new Map();
-      const rebuilt = await rebuild(deps, p, events, spec);
+      const read = history.get(p.partition) ?? { events: new Map(), clockAtEnd: p.clock };
+      const events = read.events;
+      const rebuilt = await rebuild(deps, p, read, spec);
       rebuiltByPartition.set(p, rebuilt);
       result.partitions.push(p.partition);
       for (const [key, list] of events) {
@@ -133,7 +142,18 @@ function filterBefore(out: ActorOutputs, fromTimeMs: number, config: Config): Ac
   };
 }
 
-/** Reads each partition from the offset at `fromTimeMs` to its end offset (inclusive). */
+interface PartitionHistory {
+  events: Map<string, KeyedEvent<unknown>[]>;
+  /** The partition's clock after the last record read (what the rebuilt keys close by). */
+  clockAtEnd: EventClock;
+}
+
+/**
+ * Reads each partition from the offset at `fromTimeMs` to its end offset (inclusive). Each
+ * event gets the partition's clock at its offset, as the live run judged it: the clock is
+ * rebuilt from the newest checkpoint at or before the start (or from the beginning) through
+ * the watermark records read on the way.
+ */
 async function readHistory(
   deps: ReplayDeps,
   parts: AnyPartition[],
@@ -141,32 +161,52 @@ async function readHistory(
   fromTimeMs: number,
   match: (key: string) => boolean,
   kind: ActorKind,
-): Promise<Map<number, Map<string, KeyedEvent<unknown>[]>>> {
-  const out = new Map<number, Map<string, KeyedEvent<unknown>[]>>();
+): Promise<Map<number, PartitionHistory>> {
+  const out = new Map<number, PartitionHistory>();
   const wanted = parts.map((p, i) => ({ p, end: ends[i]! })).filter((w) => w.end >= 0);
   if (wanted.length === 0) return out;
   const topic = wanted[0]!.p.topic;
   const admin = deps.kafka.admin();
   await admin.connect();
   let starts: Map<number, number>;
+  let lows: Map<number, number>;
   try {
-    const byTime = fromTimeMs > 0
-      ? await admin.fetchTopicOffsetsByTimestamp(topic, fromTimeMs)
-      : (await admin.fetchTopicOffsets(topic)).map((o) => ({
-        partition: o.partition,
-        offset: o.low,
-      }));
-    starts = new Map(byTime.map((o) => [o.partition, Number(o.offset)]));
+    const offsets = await admin.fetchTopicOffsets(topic);
+    lows = new Map(offsets.map((o) => [o.partition, Number(o.low)]));
+    starts = fromTimeMs > 0
+      ? new Map(
+        (await admin.fetchTopicOffsetsByTimestamp(topic, fromTimeMs)).map((
+          o,
+        ) => [o.partition, Number(o.offset)]),
+      )
+      : lows;
   } finally {
     await admin.disconnect();
   }
-  const remaining = new Map<number, number>();
+  const reading = new Map<number, {
+    end: number;
+    start: number;
+    readFrom: number;
+    clock: ClockState;
+    clockIncludes: number;
+    history: PartitionHistory;
+  }>();
   for (const w of wanted) {
     const start = starts.get(w.p.partition) ?? 0;
-    if (start <= w.end) remaining.set(w.p.partition, w.end);
-    out.set(w.p.partition, new Map());
+    const history: PartitionHistory = { events: new Map(), clockAtEnd: w.p.clock };
+    out.set(w.p.partition, history);
+    if (start > w.end) continue;
+    const checkpoint = await deps.consumer.clockCheckpointAtOrBefore(topic, w.p.partition, start);
+    reading.set(w.p.partition, {
+      end: w.end,
+      start,
+      readFrom: checkpoint ? Math.min(start, checkpoint.offset + 1) : lows.get(w.p.partition) ?? 0,
+      clock: checkpoint?.clock ?? emptyClockState(),
+      clockIncludes: checkpoint?.offset ?? -1,
+      history,
+    });
   }
-  if (remaining.size === 0) return out;
+  if (reading.size === 0) return out;
 
   const schema = kind === "instrument" ? NormalizedTick : NormalizedCurvePoint;
   const keyOf = (v: unknown) =>
@@ -187,27 +227,39 @@ async function readHistory(
     });
     const joined = new Promise<void>((res) => consumer.on(consumer.events.GROUP_JOIN, () => res()));
     await consumer.subscribe({ topic, fromBeginning: true });
+    const remaining = new Set(reading.keys());
     await consumer.run({
       autoCommit: false,
       // deno-lint-ignore require-await
       eachBatch: async ({ batch, isRunning }) => {
-        const end = remaining.get(batch.partition);
-        const start = starts.get(batch.partition) ?? 0;
-        if (end === undefined || !isRunning()) return;
-        const byKey = out.get(batch.partition)!;
+        const r = reading.get(batch.partition);
+        if (r === undefined || !remaining.has(batch.partition) || !isRunning()) return;
         for (const m of batch.messages as KafkaMessage[]) {
           const offset = Number(m.offset);
-          if (offset > end) break;
-          if (offset < start) continue; // fetched before the seek took effect
+          if (offset > r.end) break;
+          if (offset < r.readFrom) continue; // fetched before the seek took effect
+          if (isControlRecord(m.headers)) {
+            if (offset <= r.clockIncludes) continue;
+            const mark = decodeJson(WatermarkRecord, m.value);
+            if (mark.ok) applyWatermark(r.clock, mark.value);
+            continue;
+          }
+          if (offset < r.start) continue; // read only for the clock
           const decoded = decodeJson(schema, m.value);
           if (!decoded.ok) continue;
           const key = keyOf(decoded.value);
           if (!match(key)) continue;
-          const list = byKey.get(key) ?? [];
-          list.push({ offset, appendTimeMs: Number(m.timestamp), value: decoded.value });
-          byKey.set(key, list);
+          const list = r.history.events.get(key) ?? [];
+          list.push({
+            offset,
+            appendTimeMs: Number(m.timestamp),
+            clock: currentClock(r.clock),
+            value: decoded.value,
+          });
+          r.history.events.set(key, list);
         }
-        if (Number(batch.lastOffset()) >= end) {
+        if (Number(batch.lastOffset()) >= r.end) {
+          r.history.clockAtEnd = currentClock(r.clock);
           remaining.delete(batch.partition);
           consumer.pause([{ topic, partitions: [batch.partition] }]);
           if (remaining.size === 0) resolveDone();
@@ -215,12 +267,11 @@ async function readHistory(
       },
     }).catch(rejectDone);
     await joined;
-    // `starts` has every partition of the topic (both offset look-ups return them all).
-    for (const partition of starts.keys()) {
-      const start = starts.get(partition);
-      if (remaining.has(partition) && start !== undefined) {
-        consumer.seek({ topic, partition, offset: String(start) });
-      } else consumer.pause([{ topic, partitions: [partition] }]);
+    // `lows` has every partition of the topic.
+    for (const partition of lows.keys()) {
+      const r = reading.get(partition);
+      if (r) consumer.seek({ topic, partition, offset: String(r.readFrom) });
+      else consumer.pause([{ topic, partitions: [partition] }]);
     }
     const timeout = setTimeout(() => rejectDone(new Error("replay read timed out")), 300_000);
     try {
@@ -238,7 +289,7 @@ async function readHistory(
 async function rebuild(
   deps: ReplayDeps,
   p: AnyPartition,
-  events: Map<string, KeyedEvent<unknown>[]>,
+  { events, clockAtEnd }: PartitionHistory,
   spec: ReplaySpec,
 ): Promise<Map<string, KeyActor<unknown>>> {
   const keys = [...events.keys()];
@@ -249,6 +300,7 @@ async function rebuild(
     const actor = p.detachedActor(key, base) as KeyActor<unknown>;
     for (const e of events.get(key)!) actor.enqueue(e);
     actor.drain(Date.now());
+    actor.advance(clockAtEnd);
     rebuilt.set(key, actor);
   }
   return rebuilt;

@@ -11,6 +11,7 @@ import {
   instrumentDifferences,
   produceTicks,
   waitExact,
+  watermarksAt,
 } from "./actor_harness.ts";
 import { spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";
@@ -52,6 +53,7 @@ Deno.test({
     const expected = expectedInstruments(input, {
       windows: WINDOWS,
       allowedLatenessMs: LATENESS_MS,
+      watermarksAt: watermarksAt(0, 50_000),
     });
     const node = await spawnNode(env.env);
     try {
@@ -78,6 +80,7 @@ Deno.test({
     const expected = expectedInstruments(input, {
       windows: WINDOWS,
       allowedLatenessMs: LATENESS_MS,
+      watermarksAt: watermarksAt(0, 30_000, 50_000),
     });
     let node = await spawnNode(env.env);
     try {
@@ -112,6 +115,7 @@ Deno.test({
     const expected = expectedInstruments(input, {
       windows: WINDOWS,
       allowedLatenessMs: LATENESS_MS,
+      watermarksAt: watermarksAt(0, 20_000),
     });
     const node = await spawnNode(env.env);
     try {
@@ -121,6 +125,7 @@ Deno.test({
       const twice = expectedInstruments([...input, ...input], {
         windows: WINDOWS,
         allowedLatenessMs: LATENESS_MS,
+        watermarksAt: watermarksAt(0, 20_000, 40_000),
       });
       await produceTicks(env, input);
       await waitExact(env, twice);
@@ -145,6 +150,7 @@ Deno.test({
     const expected = expectedInstruments(input, {
       windows: WINDOWS,
       allowedLatenessMs: LATENESS_MS,
+      watermarksAt: watermarksAt(0, 20_000),
     });
     const node = await spawnNode(env.env);
     try {

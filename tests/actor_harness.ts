@@ -5,11 +5,15 @@
  */
 import { Partitioners } from "kafkajs";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
 import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { barDifferences, barKey, compareFloat, type ExpectedInstruments } from "./expected.ts";
 import { pollUntil, type TestEnv } from "./support.ts";
+
+/** The one source the harness stands in for when it writes watermark records. */
+export const TEST_SOURCE_TOPIC = "test.ingestion.market.ticks.v1";
 
 export async function createTopics(env: TestEnv): Promise<void> {
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
@@ -26,20 +30,58 @@ export async function createTopics(env: TestEnv): Promise<void> {
   }
 }
 
-/** Produces ticks to the normalized topic in order, keyed by instrument_id. */
+/** Ticks between two watermark records written by `produceTicks`. */
+const WATERMARK_EVERY = 5000;
+
+/**
+ * Where `produceTicks` wrote watermark records, for `expectedInstruments`: `bounds` are the
+ * arrival indexes where each call's ticks started, then the total (e.g. [0, 30_000, 50_000]
+ * for two calls of 30k and 20k ticks).
+ */
+export function watermarksAt(...bounds: number[]): number[] {
+  const at: number[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    for (let k = bounds[i]! + WATERMARK_EVERY; k < bounds[i + 1]!; k += WATERMARK_EVERY) at.push(k);
+    at.push(bounds[i + 1]!);
+  }
+  return at;
+}
+
+/**
+ * Produces ticks to the normalized topic in order, keyed by instrument_id; after every
+ * WATERMARK_EVERY of them, as the normalizer does for one source partition, a watermark
+ * record (their greatest event time) into every partition.
+ */
 export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[]): Promise<void> {
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   try {
     const topic = topicNames(env.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
-    for (let i = 0; i < ticks.length; i += 5000) {
+    for (let i = 0; i < ticks.length; i += WATERMARK_EVERY) {
+      const chunk = ticks.slice(i, i + WATERMARK_EVERY);
       await producer.send({
         topic,
         acks: -1,
-        messages: ticks.slice(i, i + 5000).map((t) => ({
-          key: t.instrument_id,
-          value: JSON.stringify(t),
+        messages: chunk.map((t) => ({ key: t.instrument_id, value: JSON.stringify(t) })),
+      });
+      const mark: WatermarkRecord = {
+        type: "watermark",
+        source_topic: TEST_SOURCE_TOPIC,
+        source_partition: 0,
+        watermark_ms: chunk.reduce((max, t) => Math.max(max, t.event_time_ms), -Infinity),
+        idle: false,
+        wall_ms: Date.now(),
+        source_partitions: 1,
+      };
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: env.config.DATA_PROC_NORMALIZED_PARTITIONS }, (_, p) => ({
+          partition: p,
+          key: null,
+          value: JSON.stringify(mark),
+          headers: { [CONTROL_HEADER]: WATERMARK_CONTROL },
         })),
       });
     }

@@ -4,7 +4,13 @@
  */
 import { strictEqual } from "node:assert/strict";
 import { expectedInstruments, generateTicks } from "./expected.ts";
-import { conflictingVersions, createTopics, produceTicks, waitExact } from "./actor_harness.ts";
+import {
+  conflictingVersions,
+  createTopics,
+  produceTicks,
+  waitExact,
+  watermarksAt,
+} from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";
 
@@ -36,7 +42,11 @@ Deno.test({
       duplicateRatio: 0.02,
       maxDelayMs: 20_000,
     });
-    const expected = expectedInstruments(input, { windows: WINDOWS, allowedLatenessMs: 5000 });
+    const expected = expectedInstruments(input, {
+      windows: WINDOWS,
+      allowedLatenessMs: 5000,
+      watermarksAt: watermarksAt(0, 20_000, 35_000, 45_000, 60_000),
+    });
     const nodes: NodeProcess[] = [];
     try {
       const a = await spawnNode(env.env);

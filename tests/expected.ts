@@ -6,13 +6,18 @@
  *
  * ## Exported API
  *
- * `expectedInstruments(ticks, { windows, allowedLatenessMs })` -> `ExpectedInstruments`
+ * `expectedInstruments(ticks, { windows, allowedLatenessMs, watermarksAt? })`
+ *   -> `ExpectedInstruments`
  *   `ticks` are normalized ticks in arrival (partition) order; several instruments may be
- *   mixed. Rules applied, per arrival:
+ *   mixed. Event time is kept by one source's watermarks (CONTRACT.md "Event time"):
+ *   `watermarksAt` lists arrival indexes before which a watermark covering every earlier
+ *   tick was written, and one more follows the last tick. The clock at an arrival is the
+ *   greatest event time of the ticks before the latest such watermark (none yet: no clock).
+ *   Rules applied, per arrival:
  *   - an event_id already counted is a duplicate and is ignored (ids are global, as the
  *     contract makes them unique per trade);
- *   - otherwise, an event whose time is older than (the greatest event time counted so far
- *     for its instrument) - allowedLatenessMs is late: not counted (`late_event` in the DLQ);
+ *   - otherwise, an event whose time is older than clock - allowedLatenessMs is late: not
+ *     counted (`late_event` in the DLQ);
  *   - otherwise it is counted.
  *   Results:
  *   - `counted`: the counted ticks in arrival order; `lateIndexes` / `duplicateIndexes`:
@@ -24,13 +29,13 @@
  *     `{instrument_id, resolution, start_ms, end_ms, open, high, low, close, volume, vwap,
  *     count, finalByClock}`; open/close by (event_time_ms, event_id) order, event_ids
  *     compared as JS strings (`<`). `finalByClock` is the event-time rule alone
- *     (instrument clock >= end_ms + lateness); quiet close by wall clock may finalise more
- *     bars, so wall-clock driven tests should not compare `final` with it blindly.
+ *     (final clock >= end_ms + lateness); quiet close may finalise more bars, so tests
+ *     with idle sources should not compare `final` with it blindly.
  *   - `newestBars`: per `${resolution}|${instrument_id}` (as in `projection:bar:*`), the bar
  *     with the greatest start_ms.
  *   - `latest`: per instrument_id, `{instrument_id, price, size, event_time_ms, event_id}` of
  *     the counted event with the greatest (event_time_ms, event_id).
- *   - `clockMs`: per instrument_id, the greatest counted event time.
+ *   - `clockMs`: the clock after the final watermark (the greatest event time of all ticks).
  *
  * `expectedCurves(points)` -> `ExpectedCurves`
  *   `points` in arrival order. Each event_id is counted once; there is no lateness for
@@ -82,6 +87,8 @@ export interface ExpectedWindow {
 export interface ExpectedInstrumentOptions {
   windows: readonly ExpectedWindow[];
   allowedLatenessMs: number;
+  /** Arrival indexes before which a watermark covering all earlier ticks was written. */
+  watermarksAt?: readonly number[];
 }
 
 export interface ExpectedBar {
@@ -96,7 +103,7 @@ export interface ExpectedBar {
   volume: number;
   vwap: number;
   count: number;
-  /** Final by the event-time rule alone: instrument clock >= end_ms + lateness. */
+  /** Final by the event-time rule alone: final clock >= end_ms + lateness. */
   finalByClock: boolean;
 }
 
@@ -115,7 +122,7 @@ export interface ExpectedInstruments {
   bars: Map<string, ExpectedBar>;
   newestBars: Map<string, ExpectedBar>;
   latest: Map<string, ExpectedLatest>;
-  clockMs: Map<string, number>;
+  clockMs: number | null;
 }
 
 export function barKey(instrumentId: string, resolution: string, startMs: number): string {
@@ -154,25 +161,28 @@ export function expectedInstruments(
   checkInstrumentOptions(options);
 
   // 1. Which arrivals count: once per event_id, and not older than clock - lateness.
+  const watermarks = new Set(options.watermarksAt ?? []);
   const countedIds = new Set<string>();
-  const clockMs = new Map<string, number>();
   const counted: NormalizedTick[] = [];
   const lateIndexes: number[] = [];
   const duplicateIndexes: number[] = [];
+  let seenMax = -Infinity;
+  let clock: number | null = null;
   ticks.forEach((tick, index) => {
+    if (watermarks.has(index) && index > 0) clock = seenMax;
+    seenMax = Math.max(seenMax, tick.event_time_ms);
     if (countedIds.has(tick.event_id)) {
       duplicateIndexes.push(index);
       return;
     }
-    const clock = clockMs.get(tick.instrument_id);
-    if (clock !== undefined && tick.event_time_ms < clock - options.allowedLatenessMs) {
+    if (clock !== null && tick.event_time_ms < clock - options.allowedLatenessMs) {
       lateIndexes.push(index);
       return;
     }
     countedIds.add(tick.event_id);
     counted.push(tick);
-    clockMs.set(tick.instrument_id, Math.max(clock ?? -Infinity, tick.event_time_ms));
   });
+  const clockMs = ticks.length > 0 ? seenMax : null;
 
   // 2. Group the counted events by bar, sort each group by (time, id), fold.
   const groups = new Map<
@@ -212,7 +222,7 @@ export function expectedInstruments(
       volume,
       vwap: pv / volume,
       count: sorted.length,
-      finalByClock: clockMs.get(first.instrument_id)! >= end + options.allowedLatenessMs,
+      finalByClock: clockMs !== null && clockMs >= end + options.allowedLatenessMs,
     };
     bars.set(key, bar);
     const newestKey = `${bar.resolution}|${bar.instrument_id}`;

@@ -40,6 +40,8 @@ export async function spawnNode(
   })();
   const exited = child.status.then(async (s) => {
     await pump;
+    const dir = Deno.env.get("TEST_NODE_LOGS");
+    if (dir) Deno.writeTextFileSync(`${dir}/node-${child.pid}.log`, text);
     return s.code;
   });
   const timeoutMs = options.timeoutMs ?? 30_000;

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { createClickHouse, insertRows, queryRows } from "../stores/clickhouse.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
-import { conflictingVersions, createTopics, produceTicks, waitExact } from "./actor_harness.ts";
+import {
+  conflictingVersions,
+  createTopics,
+  produceTicks,
+  waitExact,
+  watermarksAt,
+} from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
@@ -75,7 +81,11 @@ Deno.test({
       maxDelayMs: 3000,
     });
     const half = input.slice(0, 8000);
-    const options = { windows: WINDOWS, allowedLatenessMs: 5000 };
+    const options = {
+      windows: WINDOWS,
+      allowedLatenessMs: 5000,
+      watermarksAt: watermarksAt(0, 8000, 16_000),
+    };
     const node = await spawnNode(env.env);
     const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
     const ch = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
@@ -90,7 +100,10 @@ Deno.test({
           : undefined;
       });
       await produceTicks(env, half);
-      await waitExact(env, expectedInstruments(half, options));
+      await waitExact(
+        env,
+        expectedInstruments(half, { ...options, watermarksAt: watermarksAt(0, 8000) }),
+      );
 
       // Plant corruption: a wrong latest price, and a gold bar row with a wrong close.
       const latest = JSON.parse((await redis.get(latestKey))!);
@@ -166,7 +179,11 @@ Deno.test({
       duplicateRatio: 0.02,
       maxDelayMs: 2000,
     });
-    const options = { windows: WINDOWS, allowedLatenessMs: 5000 };
+    const options = {
+      windows: WINDOWS,
+      allowedLatenessMs: 5000,
+      watermarksAt: watermarksAt(0, 6000),
+    };
     const a = await spawnNode(env.env);
     const b = await spawnNode(env.env);
     try {
