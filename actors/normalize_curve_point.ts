@@ -5,7 +5,7 @@
 import { BronzeCurvePoint } from "../messages/bronze_curve_point.ts";
 import { decodeJson } from "../messages/decode.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
-import { canonicalPrice, type NormalizeOptions } from "./normalize_tick.ts";
+import { canonicalPrice, futureSkewRejection, type NormalizeOptions } from "./normalize_tick.ts";
 import { invalidPayload, type NormalizeResult, rejected } from "./normalize_result.ts";
 import type { ReferenceLookup } from "./reference_lookup.ts";
 
@@ -17,6 +17,8 @@ export function normalizeCurvePoint(
   const decoded = decodeJson(BronzeCurvePoint, value);
   if (!decoded.ok) return invalidPayload(decoded.field, decoded.message);
   const point = decoded.value;
+  const skew = futureSkewRejection(point.ts, options);
+  if (skew !== undefined) return { ok: false, rejection: skew };
   const ref = refdata.curve(point.source, point.curve);
   if (ref === undefined) {
     return rejected(

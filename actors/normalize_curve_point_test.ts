@@ -26,8 +26,14 @@ const point = (overrides: Record<string, unknown> = {}) =>
     ...overrides,
   }));
 
+// Fixtures use 2027 event times with older record timestamps: no skew limit unless tested.
+const options = (ingestTimeMs: number) => ({
+  ingestTimeMs,
+  maxFutureSkewMs: Number.POSITIVE_INFINITY,
+});
+
 Deno.test("normalizeCurvePoint enriches a mapped point with canonical price and time", () => {
-  const result = normalizeCurvePoint(point(), refdata, { ingestTimeMs: 5 });
+  const result = normalizeCurvePoint(point(), refdata, options(5));
   assert.deepEqual(result, {
     ok: true,
     event: {
@@ -49,7 +55,7 @@ Deno.test("normalizeCurvePoint enriches a mapped point with canonical price and 
 });
 
 Deno.test("normalizeCurvePoint rejects an unmapped curve as unknown_curve", () => {
-  const result = normalizeCurvePoint(point({ curve: "NL_BASE" }), refdata, { ingestTimeMs: 0 });
+  const result = normalizeCurvePoint(point({ curve: "NL_BASE" }), refdata, options(0));
   assert.equal(result.ok, false);
   if (!result.ok) assert.equal(result.rejection.reason, "unknown_curve");
 });
@@ -65,11 +71,24 @@ Deno.test("normalizeCurvePoint names the first failing field of an invalid paylo
     [point({ ts: "yesterday" }), "ts"],
   ];
   for (const [value, field] of cases) {
-    const result = normalizeCurvePoint(value, refdata, { ingestTimeMs: 0 });
+    const result = normalizeCurvePoint(value, refdata, options(0));
     assert.equal(result.ok, false, field);
     if (!result.ok) {
       assert.equal(result.rejection.reason, "invalid_payload");
       assert.ok(result.rejection.message.startsWith(`${field}:`), result.rejection.message);
     }
+  }
+});
+
+Deno.test("normalizeCurvePoint rejects an event time too far ahead of the record timestamp as ts", () => {
+  const recordMs = Date.UTC(2027, 0, 15, 16);
+  const result = normalizeCurvePoint(point(), refdata, {
+    ingestTimeMs: recordMs,
+    maxFutureSkewMs: 60_000,
+  });
+  assert.equal(result.ok, false);
+  if (!result.ok) {
+    assert.equal(result.rejection.reason, "invalid_payload");
+    assert.match(result.rejection.message, /^ts: \d+ is 3600000 ms ahead of the record timestamp/);
   }
 });

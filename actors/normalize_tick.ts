@@ -1,17 +1,28 @@
 /**
  * Bronze tick bytes -> canonical, enriched `NormalizedTick`, or a rejection for the DLQ.
- * Pure: reference data comes in through a lookup, the ingest time as an argument.
+ * Pure: reference data comes in through a lookup, the record timestamp as an argument.
  */
 import { BronzeTick } from "../messages/bronze_tick.ts";
 import { decodeJson } from "../messages/decode.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { decimalToNumber, multiplyDecimals, parseDecimal } from "./decimal.ts";
-import { invalidPayload, type NormalizeResult, rejected } from "./normalize_result.ts";
+import {
+  invalidPayload,
+  type NormalizeResult,
+  rejected,
+  type Rejection,
+} from "./normalize_result.ts";
 import type { ReferenceLookup } from "./reference_lookup.ts";
 
 export interface NormalizeOptions {
   /** When the record entered the platform (its Bronze Kafka timestamp): deterministic. */
   ingestTimeMs: number;
+  /**
+   * How far an event time may be ahead of `ingestTimeMs`; beyond it the record is
+   * `invalid_payload` (field `ts`), so one bad upstream clock cannot push the watermark
+   * into the future.
+   */
+  maxFutureSkewMs: number;
 }
 
 export function normalizeTick(
@@ -22,6 +33,8 @@ export function normalizeTick(
   const decoded = decodeJson(BronzeTick, value);
   if (!decoded.ok) return invalidPayload(decoded.field, decoded.message);
   const tick = decoded.value;
+  const skew = futureSkewRejection(tick.ts, options);
+  if (skew !== undefined) return { ok: false, rejection: skew };
   const ref = refdata.instrument(tick.source, tick.symbol);
   if (ref === undefined) {
     return rejected(
@@ -52,6 +65,20 @@ export function normalizeTick(
       unit: ref.unit,
       ingest_time_ms: options.ingestTimeMs,
     },
+  };
+}
+
+/** A `ts` rejection when the event time is too far ahead of the record timestamp. */
+export function futureSkewRejection(
+  eventTimeMs: number,
+  options: NormalizeOptions,
+): Rejection | undefined {
+  const aheadMs = eventTimeMs - options.ingestTimeMs;
+  if (aheadMs <= options.maxFutureSkewMs) return undefined;
+  return {
+    reason: "invalid_payload",
+    message: `ts: ${eventTimeMs} is ${aheadMs} ms ahead of the record timestamp ` +
+      `${options.ingestTimeMs} (more than DATA_PROC_MAX_FUTURE_SKEW_MS=${options.maxFutureSkewMs})`,
   };
 }
 

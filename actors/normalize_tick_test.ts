@@ -34,14 +34,23 @@ const tick = (overrides: Record<string, unknown> = {}) =>
     ...overrides,
   });
 
+// Fixtures use 2027 event times with older record timestamps: no skew limit unless tested.
+const NO_SKEW_LIMIT = Number.POSITIVE_INFINITY;
+
 function normalized(value: Uint8Array | null) {
-  const result = normalizeTick(value, refdata, { ingestTimeMs: 1_700_000_000_000 });
+  const result = normalizeTick(value, refdata, {
+    ingestTimeMs: 1_700_000_000_000,
+    maxFutureSkewMs: NO_SKEW_LIMIT,
+  });
   if (!result.ok) throw new Error(`expected ok, got ${JSON.stringify(result.rejection)}`);
   return result.event;
 }
 
-function rejection(value: Uint8Array | null) {
-  const result = normalizeTick(value, refdata, { ingestTimeMs: 0 });
+function rejection(
+  value: Uint8Array | null,
+  options = { ingestTimeMs: 0, maxFutureSkewMs: NO_SKEW_LIMIT },
+) {
+  const result = normalizeTick(value, refdata, options);
   if (result.ok) throw new Error(`expected a rejection, got ${JSON.stringify(result.event)}`);
   return result.rejection;
 }
@@ -132,4 +141,16 @@ Deno.test("normalizeTick rejects a price whose canonical value overflows", () =>
   const r = rejection(tick({ symbol: "NGc", source: "cme", price: "1e999" }));
   assert.equal(r.reason, "invalid_payload");
   assert.match(r.message, /^price:/);
+});
+
+Deno.test("normalizeTick rejects an event time too far ahead of the record timestamp as ts", () => {
+  const recordMs = Date.UTC(2027, 0, 15, 10);
+  const options = { ingestTimeMs: recordMs, maxFutureSkewMs: 300_000 };
+  const r = rejection(tick({ ts: recordMs + 300_001, symbol: "NOPE" }), options);
+  assert.equal(r.reason, "invalid_payload"); // before the lookup: no mapping fixes the clock
+  assert.match(r.message, /^ts: \d+ is 300001 ms ahead of the record timestamp \d+/);
+  const atLimit = normalizeTick(tick({ ts: recordMs + 300_000 }), refdata, options);
+  assert.equal(atLimit.ok, true);
+  const past = normalizeTick(tick({ ts: recordMs - 86_400_000 }), refdata, options);
+  assert.equal(past.ok, true); // late data is the aggregator's business, not a skew
 });

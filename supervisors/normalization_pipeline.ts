@@ -40,11 +40,19 @@ export interface NormalizationOutputs {
   dlq: DlqRecord[];
 }
 
+export interface NormalizeRecordsOptions {
+  topics: Topics;
+  /** DATA_PROC_MAX_FUTURE_SKEW_MS: event time allowed ahead of the record timestamp. */
+  maxFutureSkewMs: number;
+  /** Wall clock for `failed_at_ms` of DLQ envelopes. */
+  nowMs: number;
+}
+
 /** Pure: each record becomes exactly one Silver event or one DLQ envelope. */
 export function normalizeRecords(
   records: readonly BronzeRecord[],
   refdata: ReferenceLookup,
-  options: { topics: Topics; nowMs: number },
+  options: NormalizeRecordsOptions,
 ): NormalizationOutputs {
   const out: NormalizationOutputs = { ticks: [], curvePoints: [], dlq: [] };
   for (const record of records) {
@@ -64,9 +72,9 @@ function normalizeInto(
   out: NormalizationOutputs,
   record: BronzeRecord,
   refdata: ReferenceLookup,
-  options: { topics: Topics; nowMs: number },
+  options: NormalizeRecordsOptions,
 ): void {
-  const opts = { ingestTimeMs: record.timestampMs };
+  const opts = { ingestTimeMs: record.timestampMs, maxFutureSkewMs: options.maxFutureSkewMs };
   if (record.topic === options.topics.bronzeTicks) {
     const result = normalizeTick(record.value, refdata, opts);
     if (result.ok) out.ticks.push(result.event);
@@ -87,18 +95,21 @@ function normalizeInto(
  */
 export async function processRecords(
   records: readonly BronzeRecord[],
-  options: { refdata: RefreshableLookup; topics: Topics; now?: () => number },
+  options: {
+    refdata: RefreshableLookup;
+    topics: Topics;
+    maxFutureSkewMs: number;
+    now?: () => number;
+  },
 ): Promise<NormalizationOutputs> {
+  const { refdata, topics, maxFutureSkewMs } = options;
   const now = options.now ?? Date.now;
-  const first = normalizeRecords(records, options.refdata, {
-    topics: options.topics,
-    nowMs: now(),
-  });
+  const first = normalizeRecords(records, refdata, { topics, maxFutureSkewMs, nowMs: now() });
   const missed = first.dlq.some((d) =>
     d.reason === "unknown_instrument" || d.reason === "unknown_curve"
   );
-  if (!missed || !(await options.refdata.refreshAfterMiss())) return first;
-  return normalizeRecords(records, options.refdata, { topics: options.topics, nowMs: now() });
+  if (!missed || !(await refdata.refreshAfterMiss())) return first;
+  return normalizeRecords(records, refdata, { topics, maxFutureSkewMs, nowMs: now() });
 }
 
 /** The DLQ envelope of CONTRACT.md; key and value bytes are kept exactly (base64). */

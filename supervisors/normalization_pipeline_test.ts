@@ -11,6 +11,7 @@ import {
 } from "./normalization_pipeline.ts";
 
 const topics = topicNames("p.");
+const SKEW_MS = 300_000;
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const record = (topic: string, offset: number, value: Uint8Array | null): BronzeRecord => ({
   topic,
@@ -20,8 +21,8 @@ const record = (topic: string, offset: number, value: Uint8Array | null): Bronze
   value,
   timestampMs: 1000,
 });
-const tick = (symbol: string) =>
-  enc({ event_id: `e-${symbol}`, source: "ice", symbol, ts: 5000, price: "1.5", size: 1 });
+const tick = (symbol: string, ts = 5000) =>
+  enc({ event_id: `e-${symbol}`, source: "ice", symbol, ts, price: "1.5", size: 1 });
 
 function lookup(symbols: Set<string>): ReferenceLookup {
   return {
@@ -48,9 +49,10 @@ Deno.test("normalizeRecords accounts for every record exactly once", () => {
       record(topics.bronzeTicks, 2, null),
       record(topics.bronzeCurves, 3, enc({ nope: 1 })),
       record("elsewhere", 4, tick("A")),
+      record(topics.bronzeTicks, 5, tick("A", 1000 + SKEW_MS + 1)), // ahead of timestampMs
     ],
     lookup(new Set(["A"])),
-    { topics, nowMs: 42 },
+    { topics, maxFutureSkewMs: SKEW_MS, nowMs: 42 },
   );
   assert.equal(out.ticks.length, 1);
   assert.equal(out.curvePoints.length, 0);
@@ -59,7 +61,9 @@ Deno.test("normalizeRecords accounts for every record exactly once", () => {
     ["2", "invalid_payload"],
     ["3", "invalid_payload"],
     ["4", "invalid_payload"],
+    ["5", "invalid_payload"],
   ]);
+  assert.match(out.dlq[4]!.message, /^ts: .* ahead of the record timestamp 1000/);
   const first = out.dlq[0]!;
   assert.equal(first.key_b64, Buffer.from([0xff, 0x00]).toString("base64"));
   assert.equal(first.value_b64, Buffer.from(tick("B")).toString("base64"));
@@ -84,7 +88,7 @@ Deno.test("processRecords retries a batch with misses once the reference data ch
   const out = await processRecords([
     record(topics.bronzeTicks, 0, tick("A")),
     record(topics.bronzeTicks, 1, tick("B")),
-  ], { refdata, topics });
+  ], { refdata, topics, maxFutureSkewMs: SKEW_MS });
   assert.equal(refreshes, 1);
   assert.deepEqual(out.ticks.map((t) => t.instrument_id), ["i-A", "i-B"]);
   assert.equal(out.dlq.length, 0);
@@ -140,7 +144,7 @@ Deno.test("normalizeRecords sends a record that makes normalization throw to the
       record(topics.bronzeTicks, 1, null),
     ],
     throwing,
-    { topics, nowMs: 1 },
+    { topics, maxFutureSkewMs: SKEW_MS, nowMs: 1 },
   );
   assert.deepEqual(out.dlq.map((d) => [d.source_offset, d.reason]), [
     ["0", "poison_event"],

@@ -8,8 +8,12 @@
  *
  * Offsets are committed (offset + 1) only after every output of the records up to that
  * offset (Silver topics, silver.* rows, DLQ records) is acknowledged.
+ *
+ * Event time: each acknowledged batch of a Bronze ticks partition raises that partition's
+ * source watermark, and a writer loop puts the watermarks of the owned ticks partitions
+ * into every partition of the normalized ticks topic (CONTRACT.md, "Event time").
  */
-import type { Batch, Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Admin, Batch, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -26,6 +30,9 @@ import {
   processRecords,
   publishOutputs,
 } from "./normalization_pipeline.ts";
+import { sleep } from "./sleep.ts";
+import { type SourceReport, SourceWatermarks } from "./source_watermarks.ts";
+import { startWatermarkWriter, type WatermarkWriter } from "./watermark_writer.ts";
 
 export interface NormalizerDeps {
   config: Config;
@@ -70,9 +77,12 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     signal,
   });
   const producer = createNormalizedProducer(kafka);
+  const admin = kafka.admin();
   try {
     await producer.connect();
+    await admin.connect();
   } catch (err) {
+    await disconnectAll(logger, producer, admin);
     await refdata.close();
     throw err;
   }
@@ -84,6 +94,20 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     maxInsertRows: maxBatch,
   };
 
+  const watermarks = new SourceWatermarks({
+    idleAfterMs: config.DATA_PROC_IDLE_CLOSE_MS,
+    onIdleChange: (change) => logIdleChange(logger, topics.bronzeTicks, change),
+  });
+  const writer: WatermarkWriter = startWatermarkWriter({
+    producer,
+    admin,
+    topics,
+    watermarks,
+    intervalMs: config.DATA_PROC_WATERMARK_INTERVAL_MS,
+    logger: logger.child("watermarks"),
+    signal,
+  });
+
   let consumer: Consumer | undefined;
   let joined = false;
   let consumerRestarts = 0;
@@ -91,6 +115,17 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
 
   /** One stateless partition normalizer: normalize, publish, then commit, chunk by chunk. */
   const normalizePartitionBatch = async (payload: EachBatchPayload, c: Consumer) => {
+    if (payload.batch.topic !== topics.bronzeTicks) return await normalizeChunks(payload, c);
+    // A ticks partition with a batch in hand is not idle, however long the batch takes.
+    watermarks.batchStarted(payload.batch.partition);
+    try {
+      await normalizeChunks(payload, c);
+    } finally {
+      watermarks.batchDone(payload.batch.partition);
+    }
+  };
+
+  const normalizeChunks = async (payload: EachBatchPayload, c: Consumer) => {
     const { batch, heartbeat, resolveOffset, isRunning, isStale } = payload;
     const partitionLog = logger.child("partition", {
       topic: batch.topic,
@@ -114,11 +149,23 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
         "messaging.batch.message_count": records.length,
       }, () =>
         withRestarts(partitionLog, { heartbeat, lost, signal }, async () => {
-          const out = await processRecords(records, { refdata, topics });
+          const out = await processRecords(records, {
+            refdata,
+            topics,
+            maxFutureSkewMs: config.DATA_PROC_MAX_FUTURE_SKEW_MS,
+          });
           await publishOutputs(out, sinks);
           return out;
         }));
       if (outputs === undefined || lost()) return; // gave up uncommitted: redelivered later
+      // Silver ticks acknowledged (publishOutputs resolved): only now may the watermark move.
+      if (batch.topic === topics.bronzeTicks) {
+        watermarks.acknowledged(
+          batch.partition,
+          outputs.ticks.map((t) => t.event_time_ms),
+          Date.now(),
+        );
+      }
       countOutcomes(records, outputs);
       const last = chunk[chunk.length - 1]!.offset;
       resolveOffset(last);
@@ -146,6 +193,8 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     consumer = c;
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
+      watermarks.assign(e.payload.memberAssignment[topics.bronzeTicks] ?? [], Date.now());
+      writer.refreshPartitions();
       metrics.rebalances.inc({ consumer: "normalizer" });
       logger.info("normalizer joined group", {
         groupId,
@@ -155,6 +204,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     });
     c.on(c.events.CRASH, (e) => {
       joined = false;
+      watermarks.assign([], Date.now()); // its partitions may move: write for none until rejoined
       logger.error("normalizer consumer crashed", {
         error: e.payload.error,
         kafkajsRestarts: e.payload.restart,
@@ -164,6 +214,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     });
     c.on(c.events.STOP, () => {
       joined = false;
+      watermarks.assign([], Date.now());
     });
     await c.connect();
     await c.subscribe({ topics: [topics.bronzeTicks, topics.bronzeCurves], fromBeginning: true });
@@ -204,9 +255,8 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
       await consumer?.disconnect().catch((err) =>
         logger.warn("normalizer consumer disconnect failed", { error: err })
       );
-      await producer.disconnect().catch((err) =>
-        logger.warn("normalizer producer disconnect failed", { error: err })
-      );
+      await writer.done; // the signal stopped it; let an in-flight write finish first
+      await disconnectAll(logger, producer, admin);
       await refdata.close();
       logger.info("normalizer stopped");
     })();
@@ -258,6 +308,30 @@ async function withRestarts<T>(
   }
 }
 
+/** Logs and counts a source partition turning idle or active again. */
+function logIdleChange(logger: Logger, sourceTopic: string, change: SourceReport): void {
+  const state = change.idle ? "idle" : "active";
+  metrics.sourceIdleTransitions.inc({ source_topic: sourceTopic, state });
+  logger.info(change.idle ? "source partition went idle" : "source partition active again", {
+    source_topic: sourceTopic,
+    source_partition: change.partition,
+    watermark_ms: change.watermarkMs,
+  });
+}
+
+async function disconnectAll(
+  logger: Logger,
+  producer: { disconnect(): Promise<void> },
+  admin: Admin,
+): Promise<void> {
+  await producer.disconnect().catch((err) =>
+    logger.warn("normalizer producer disconnect failed", { error: err })
+  );
+  await admin.disconnect().catch((err) =>
+    logger.warn("normalizer admin disconnect failed", { error: err })
+  );
+}
+
 function countOutcomes(records: readonly BronzeRecord[], outputs: NormalizationOutputs): void {
   const ok = outputs.ticks.length + outputs.curvePoints.length;
   if (ok > 0) metrics.events.inc({ stage: NORMALIZE_STAGE, outcome: "ok" }, ok);
@@ -277,17 +351,4 @@ function lagAfter(batch: Batch, lastOffset: string): number {
 
 function backoffMs(attempt: number): number {
   return Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MIN_MS * 2 ** (attempt - 1));
-}
-
-/** Resolves after `ms`, or early when the signal aborts (the caller then checks `lost()`). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

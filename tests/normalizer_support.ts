@@ -5,6 +5,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Kafka, Producer } from "kafkajs";
+import { isControlRecord } from "../messages/watermark.ts";
 import { createLogger } from "../observability/logger.ts";
 import { type ClickHouseClient, createClickHouse, queryRows } from "../stores/clickhouse.ts";
 import { createKafka, ensureTopics, topicNames, type Topics } from "../stores/kafka.ts";
@@ -98,21 +99,56 @@ export const json = (value: unknown) => JSON.stringify(value);
 export interface TopicRecord {
   partition: number;
   offset: number;
+  /** The record's Kafka timestamp (epoch ms; CreateTime, set by the producer). */
+  ts: number;
   key: string | null;
   payload: string | null;
+  /** Kafka headers by name (kcat -J gives `[name, value, ...]`). */
+  headers: Record<string, string>;
 }
 
-/** Reads a whole topic (to its current end) with kcat. */
-export async function readTopic(bootstrap: string, topic: string): Promise<TopicRecord[]> {
+/**
+ * Reads a whole topic (to its current end) with kcat. Control records (`dp-control`
+ * header, e.g. watermarks) are skipped as readers of the contract do, unless `control`.
+ */
+export async function readTopic(
+  bootstrap: string,
+  topic: string,
+  options: { control?: boolean } = {},
+): Promise<TopicRecord[]> {
   const out = await new Deno.Command("kcat", {
-    args: ["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-J"],
+    // A short fetch wait lets kcat see the end (-e) of a partition that is written
+    // continuously (watermarks every DATA_PROC_WATERMARK_INTERVAL_MS); with librdkafka's
+    // default of 500 ms it may never reach it.
+    args: [
+      "-C",
+      "-b",
+      bootstrap,
+      "-t",
+      topic,
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-J",
+      "-X",
+      "fetch.wait.max.ms=10",
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!out.success) throw new Error(`kcat failed: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim() !== "").map(
-    (line) => JSON.parse(line) as TopicRecord,
-  );
+  const records = new TextDecoder().decode(out.stdout).split("\n")
+    .filter((l) => l.trim() !== "").map(parseKcatRecord);
+  return options.control ? records : records.filter((r) => !isControlRecord(r.headers));
+}
+
+function parseKcatRecord(line: string): TopicRecord {
+  const raw = JSON.parse(line) as Omit<TopicRecord, "headers"> & { headers?: string[] };
+  const headers: Record<string, string> = {};
+  const list = raw.headers ?? [];
+  for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]!] = list[i + 1]!;
+  return { ...raw, headers };
 }
 
 /** Reads a topic until `count` records are there (polling without sleeps in the test). */

@@ -58,6 +58,9 @@ export async function freshEnv(overrides: Record<string, string> = {}): Promise<
     DATA_PROC_PROJECTION_REFRESH_INTERVAL: "0.2",
     DATA_PROC_REFDATA_REFRESH_MS: "200",
     DATA_PROC_ADMIN_TOKEN: "test-admin-token",
+    // Fixtures carry fixed event times (2027) ahead of today's record timestamps; the
+    // future-skew guard is tested with its own value.
+    DATA_PROC_MAX_FUTURE_SKEW_MS: String(10 * 365 * 86_400_000),
     ...overrides,
   };
   const config = loadConfig(env);

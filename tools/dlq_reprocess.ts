@@ -267,7 +267,11 @@ export async function reprocessDlqRange(
               args.reason,
               summary,
             );
-            const outputs = await processRecords(records, { refdata: lookup, topics });
+            const outputs = await processRecords(records, {
+              refdata: lookup,
+              topics,
+              maxFutureSkewMs: config.DATA_PROC_MAX_FUTURE_SKEW_MS,
+            });
             await publishOutputs(outputs, sinks);
             summary.reprocessed_ok += outputs.ticks.length + outputs.curvePoints.length;
             summary.failed_again += outputs.dlq.length;
