@@ -18,6 +18,7 @@
  * line for machines. Everything it created is removed unless --keep.
  */
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { CONTROL_HEADER, isControlRecord, WATERMARK_CONTROL } from "../messages/watermark.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { createRedis } from "../stores/redis.ts";
 import { seededRandom } from "../tests/expected.ts";
@@ -165,15 +166,22 @@ function zipfPicker(n: number, skew: number, random: () => number): () => number
 }
 
 interface OutMessage {
-  key: string;
+  key: string | null;
   value: string;
+  partition?: number;
+  headers?: Record<string, string>;
 }
+
+/** Events between two watermark records, as a normalizer of one busy source writes them. */
+const WATERMARK_EVERY = 5000;
 
 /**
  * Normalized ticks as the normalizer writes them, JSON-encoded on the fly. About 2% of the
  * events are delayed by up to 3 s (inside the default 5 s lateness) and 0.5% repeat one of
  * the last 1000 events (redeliveries). `sweep` first visits every instrument once (the
- * memory run: every instrument seen), then picks by Zipf.
+ * memory run: every instrument seen), then picks by Zipf. After every WATERMARK_EVERY events,
+ * a watermark record (the greatest event time so far, one source) goes to every partition, so
+ * the node's clock moves and bars close as they do behind the normalizer.
  */
 class TickStream {
   readonly #random: () => number;
@@ -182,7 +190,9 @@ class TickStream {
   readonly #levels: Float64Array;
   readonly #recent: OutMessage[] = [];
   readonly #instruments: number;
+  readonly #partitions: number;
   #serial = 0;
+  #maxEventTime = -Infinity;
   #sweep: number;
   /** Event time of the next event: a function of the serial, or the wall clock. */
   readonly #timeOf: (serial: number) => number;
@@ -192,9 +202,11 @@ class TickStream {
     instruments: number;
     skew: number;
     sweep?: boolean;
+    partitions: number;
     timeOf: (serial: number) => number;
   }) {
     this.#random = seededRandom(options.seed);
+    this.#partitions = options.partitions;
     this.#instruments = options.instruments;
     this.#pick = zipfPicker(options.instruments, options.skew, this.#random);
     this.#width = Math.max(4, String(options.instruments).length);
@@ -240,8 +252,25 @@ class TickStream {
       out.push(message);
       if (this.#recent.length < 1000) this.#recent.push(message);
       else this.#recent[i % 1000] = message;
+      this.#maxEventTime = Math.max(this.#maxEventTime, eventTime);
+      if ((i + 1) % WATERMARK_EVERY === 0) this.#pushWatermarks(out);
     }
     return out;
+  }
+
+  #pushWatermarks(out: OutMessage[]): void {
+    const value = JSON.stringify({
+      type: "watermark",
+      source_topic: "bench.ingestion.market.ticks.v1",
+      source_partition: 0,
+      watermark_ms: this.#maxEventTime,
+      idle: false,
+      wall_ms: Date.now(),
+      source_partitions: 1,
+    });
+    for (let partition = 0; partition < this.#partitions; partition++) {
+      out.push({ key: null, value, partition, headers: { [CONTROL_HEADER]: WATERMARK_CONTROL } });
+    }
   }
 }
 
@@ -567,6 +596,7 @@ async function runBaseline(
       eachBatch: async ({ batch, heartbeat }) => {
         if (first === 0) first = performance.now();
         for (const m of batch.messages) {
+          if (isControlRecord(m.headers)) continue; // watermarks are not events
           if (m.value) JSON.parse(utf8.decode(m.value));
           count++;
         }
@@ -979,6 +1009,7 @@ async function run(o: BenchOptions): Promise<Figures> {
         seed: 42,
         instruments: o.instruments,
         skew: o.skew,
+        partitions: o.partitions,
         timeOf: (i) => i < o.events ? t0 + Math.floor((i * spreadMs) / o.events) : Date.now(),
       });
       log(`producing ${o.events} events`);
@@ -1045,6 +1076,7 @@ async function run(o: BenchOptions): Promise<Figures> {
         instruments: o.memoryInstruments,
         skew: o.skew,
         sweep: true,
+        partitions: o.partitions,
         timeOf: () => Date.now(),
       });
       const rate = o.memoryRate ??
