@@ -31,7 +31,7 @@ export async function createTopics(env: TestEnv): Promise<void> {
 }
 
 /** Ticks between two watermark records written by `produceTicks`. */
-const WATERMARK_EVERY = 5000;
+const WATERMARK_EVERY = 1000;
 
 /**
  * Where `produceTicks` wrote watermark records, for `expectedInstruments`: `bounds` are the
