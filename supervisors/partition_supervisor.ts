@@ -186,13 +186,21 @@ export class PartitionSupervisor<T> {
       await this.#closeDue(this.clock, now);
     }
 
-    // Segments end at watermark records: events before one are applied before the closes
-    // it causes, as their order in the partition says.
     let applied = 0;
     const latency = metrics.processingLatency.labels(STAGE);
-    for (const segment of segments) {
-      applied += await this.#applyEvents(segment.byKey, raw, now);
-      if (segment.clockAfter) await this.#closeDue(segment.clockAfter, now);
+    if (segments.some((s) => s.clockAfter?.quietMs != null)) {
+      // Quiet close holds only while every source is idle: apply segment by segment, so each
+      // key meets every quiet time that came and went in this batch in partition order.
+      for (const segment of segments) {
+        applied += await this.#applyEvents(segment.byKey, raw, now);
+        if (segment.clockAfter) await this.#closeDue(segment.clockAfter, now);
+        if (!this.#alive) return;
+      }
+    } else {
+      // Otherwise one batch per key (each event carries its own clock), then the closes of
+      // the final clock: finality by clock is monotone, so doing them last changes nothing.
+      applied += await this.#applyEvents(mergeSegments(segments), raw, now);
+      if (segments.length > 1) await this.#closeDue(clock.current, now);
       if (!this.#alive) return;
     }
     const done = this.#o.now();
@@ -262,7 +270,7 @@ export class PartitionSupervisor<T> {
       for (const segment of segments) this.#holdBack(segment.byKey, raw);
       for (const key of keys) if (this.#held.has(key)) keys.delete(key);
     }
-    return { segments, raw, keys, clock: { state, includes } };
+    return { segments, raw, keys, clock: { state, includes, current: clock } };
   }
 
   /** Applies one segment's events key by key; returns how many were queued. */
@@ -654,4 +662,20 @@ export class PartitionSupervisor<T> {
   async idle(): Promise<void> {
     await this.#inFlight;
   }
+}
+
+/** The events of every segment by key, each key's in partition order. */
+function mergeSegments<T>(
+  segments: readonly { byKey: Map<string, KeyedEvent<T>[]> }[],
+): Map<string, KeyedEvent<T>[]> {
+  if (segments.length === 1) return segments[0]!.byKey;
+  const merged = new Map<string, KeyedEvent<T>[]>();
+  for (const { byKey } of segments) {
+    for (const [key, events] of byKey) {
+      const list = merged.get(key);
+      if (list) list.push(...events);
+      else merged.set(key, [...events]);
+    }
+  }
+  return merged;
 }
