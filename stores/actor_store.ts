@@ -69,6 +69,10 @@ export class ActorStore {
     return this.#keys;
   }
 
+  async ping(): Promise<void> {
+    await this.#redis.ping();
+  }
+
   /** Takes ownership of a partition: a new epoch that fences out every earlier owner. */
   async claim(topic: string, partition: number): Promise<number> {
     return await this.#redis.incr(this.#keys.fence(topic, partition));

@@ -25,7 +25,8 @@ import {
   type PartitionFlushPlan,
   PartitionSupervisor,
 } from "./partition_supervisor.ts";
-import { RestartIntensity } from "./restart_policy.ts";
+import { jitteredBackoffMs, RestartIntensity } from "./restart_policy.ts";
+import { sleep } from "./sleep.ts";
 
 export interface ActorConsumerDeps {
   config: Config;
@@ -65,6 +66,9 @@ export interface PartitionView {
 // deno-lint-ignore no-explicit-any
 type AnyPartition = PartitionSupervisor<any>;
 
+/** Pause before a fenced partition that is still assigned here is claimed again. */
+const RECLAIM_AFTER_MS = 1000;
+
 export class ActorConsumer {
   readonly #d: ActorConsumerDeps;
   readonly #now: () => number;
@@ -75,7 +79,12 @@ export class ActorConsumer {
   readonly #pending = new Map<string, Promise<AnyPartition | undefined>>();
   readonly #claimTokens = new Map<string, object>();
   readonly #highWatermarks = new Map<string, number>();
-  readonly #partitionRestarts = new RestartIntensity({ maxRestarts: 5, windowMs: 300_000 });
+  /** Escalations (actors crashing again and again) per partition: the node gives up past it. */
+  readonly #escalations = new Map<string, RestartIntensity>();
+  /** Consecutive failed flushes: the flush loop backs off and consumption pauses meanwhile. */
+  #flushFailures = 0;
+  #lastFlushError: string | null = null;
+  #paused = false;
   readonly #abort = new AbortController();
   #assignment: { topic: string; partition: number }[] = [];
   #joined = false;
@@ -215,6 +224,12 @@ export class ActorConsumer {
           if (!current()) return undefined; // superseded by a newer assignment
           const p = this.#newPartition(topic, partition, epoch, persisted);
           this.#partitions.set(id, p);
+          // Resume where the stored state ends, not at Kafka's committed offset: the two are
+          // written one after the other, and Redis may have been restarted empty or rolled
+          // back. No state at all: rebuild from the earliest record (an offset below the
+          // log start resets to it, the consumer reading from the beginning).
+          const resume = persisted ? persisted.offset + 1 : 0;
+          this.#consumer.seek({ topic, partition, offset: String(resume) });
           return p;
         } catch (err) {
           this.#d.logger.warn("cannot claim partition; retrying", {
@@ -281,7 +296,12 @@ export class ActorConsumer {
       }, () => p.handle(batch.messages));
     } catch (err) {
       if (err instanceof PartitionEscalation) {
-        await this.#restartPartition(p, err);
+        if (!this.#escalationFor(p).record(this.#now())) {
+          this.#crashed = true;
+          this.#d.onFatal?.(new Error(`partition restarts exceeded; last: ${String(err)}`));
+          return;
+        }
+        await this.#restartPartition(p, err, this.#escalationFor(p).backoffMs());
         return;
       }
       throw err;
@@ -298,38 +318,38 @@ export class ActorConsumer {
   }
 
   /**
-   * Partition-level restart: drop its actors, rewind to the committed offset and rebuild
-   * from snapshots. Too many partition restarts escalate to the node.
+   * Partition-level restart: drop its actors and claim it again, which rebuilds it from its
+   * stored state and snapshots and seeks to the offset they end at. Needs no broker call, so
+   * it works in the middle of an outage.
    */
-  async #restartPartition(p: AnyPartition, cause: unknown): Promise<void> {
+  async #restartPartition(p: AnyPartition, cause: unknown, backoffMs: number): Promise<void> {
     metrics.actorRestarts.labels("partition").inc();
     this.#d.logger.error("restarting partition", { topic: p.topic, partition: p.partition, cause });
     await p.stop();
-    this.#partitions.delete(`${p.topic}:${p.partition}`);
-    if (!this.#partitionRestarts.record(this.#now())) {
-      this.#crashed = true;
-      this.#d.onFatal?.(new Error(`partition restarts exceeded; last: ${String(cause)}`));
-      return;
-    }
-    const committed = await this.#committedOffset(p.topic, p.partition);
-    await new Promise((r) => setTimeout(r, this.#partitionRestarts.backoffMs()));
-    this.#consumer.seek({ topic: p.topic, partition: p.partition, offset: committed });
-    await this.#claim(p.topic, p.partition);
+    this.#forget(p);
+    await new Promise((r) => setTimeout(r, backoffMs));
+    if (this.#isAssigned(p.topic, p.partition)) await this.#claim(p.topic, p.partition);
   }
 
-  async #committedOffset(topic: string, partition: number): Promise<string> {
-    const admin = this.#d.kafka.admin();
-    await admin.connect();
-    try {
-      const offsets = await admin.fetchOffsets({
-        groupId: `${this.#d.config.DATA_PROC_GROUP_ID}.actors`,
-        topics: [topic],
-      });
-      const found = offsets[0]?.partitions.find((x) => x.partition === partition)?.offset;
-      return found && Number(found) >= 0 ? found : "0";
-    } finally {
-      await admin.disconnect();
+  #escalationFor(p: AnyPartition): RestartIntensity {
+    const id = `${p.topic}:${p.partition}`;
+    let intensity = this.#escalations.get(id);
+    if (!intensity) {
+      intensity = new RestartIntensity({ maxRestarts: 5, windowMs: 300_000 });
+      this.#escalations.set(id, intensity);
     }
+    return intensity;
+  }
+
+  /** Removes this generation of a partition (never a newer one claimed meanwhile). */
+  #forget(p: AnyPartition): void {
+    const id = `${p.topic}:${p.partition}`;
+    if (this.#partitions.get(id) === p) this.#partitions.delete(id);
+  }
+
+  #isAssigned(topic: string, partition: number): boolean {
+    return !this.#abort.signal.aborted &&
+      this.#assignment.some((a) => a.topic === topic && a.partition === partition);
   }
 
   /** Where a replay of `topic[partition]` from `offset` can start its clock. */
@@ -390,12 +410,72 @@ export class ActorConsumer {
       const snapshot = this.#snapshotRequested ||
         this.#now() - this.#lastSnapshotMs >= this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
       this.#snapshotRequested = false;
+      if (this.#flushFailures > 0 && !(await this.#storesAnswer(signal))) continue;
       try {
         await this.flush({ snapshot });
       } catch (err) {
-        this.#d.logger.error("flush failed; restarting its partitions", { err });
+        this.#d.logger.error("flush failed; its partitions restart from their stored state", {
+          err,
+          failures: this.#flushFailures,
+        });
       }
     }
+  }
+
+  /**
+   * After a failed flush: waits a jittered, growing delay, then checks that Redis and
+   * ClickHouse answer; only then is consumption resumed (it paused at the failure, so memory
+   * stays bounded however long the outage lasts).
+   */
+  async #storesAnswer(signal: AbortSignal): Promise<boolean> {
+    await sleep(jitteredBackoffMs(this.#flushFailures, { capMs: 15_000 }), signal);
+    if (signal.aborted) return false;
+    try {
+      await this.#d.store.ping();
+      const ch = await this.#d.clickhouse.ping();
+      if (!ch.success) throw ch.error;
+    } catch (err) {
+      this.#flushFailures++;
+      this.#lastFlushError = `stores not answering: ${(err as Error).message}`;
+      return false;
+    }
+    this.#flushFailures = 0;
+    this.#lastFlushError = null;
+    this.#resume();
+    return true;
+  }
+
+  /** Why flushes are failing, or null while they succeed (for /ready). */
+  get flushError(): string | null {
+    return this.#flushFailures > 0 ? this.#lastFlushError : null;
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    try {
+      this.#consumer.pause(this.#topicPartitions());
+    } catch {
+      // not running: nothing to pause
+    }
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    try {
+      this.#consumer.resume(this.#topicPartitions());
+    } catch {
+      // not running: nothing to resume
+    }
+  }
+
+  #topicPartitions(): { topic: string; partitions: number[] }[] {
+    const byTopic = new Map<string, number[]>();
+    for (const a of this.#assignment) {
+      byTopic.set(a.topic, [...(byTopic.get(a.topic) ?? []), a.partition]);
+    }
+    return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
   }
 
   /**
@@ -431,7 +511,9 @@ export class ActorConsumer {
       // A cheap fence check first: a partition that has moved writes nothing at all.
       const epochs = await this.#d.store.epochs(work.map(({ p }) => p));
       const owned = work.filter(({ p }, i) => epochs[i] === p.epoch);
-      for (const { p } of work.filter((w) => !owned.includes(w))) await this.#lost(p);
+      for (const [i, { p }] of work.entries()) {
+        if (!owned.includes(work[i]!)) await this.#lost(p, epochs[i] ?? null);
+      }
       await this.#writeSinks(owned.map((w) => w.plan));
       const sunk = performance.now();
       const committed: { topic: string; partition: number; offset: string }[] = [];
@@ -444,7 +526,7 @@ export class ActorConsumer {
           snapshots: plan.snapshots,
         });
         if (!ok) {
-          await this.#lost(p);
+          await this.#lost(p, (await this.#d.store.epochs([p]))[0] ?? null);
           continue;
         }
         if (plan.commitOffset !== null) {
@@ -488,9 +570,15 @@ export class ActorConsumer {
           ),
         });
       }
+      this.#flushFailures = 0;
+      this.#lastFlushError = null;
     } catch (err) {
-      // Nothing of these plans is committed: rebuild the partitions from the last commit.
-      for (const { p } of work) if (p.alive) await this.#restartPartition(p, err);
+      // Nothing of these plans is committed past what is stored, and their changes were
+      // taken: pause consuming, rebuild each partition from its stored state and retry.
+      this.#flushFailures++;
+      this.#lastFlushError = (err as Error)?.message ?? String(err);
+      this.#pause();
+      for (const { p } of work) if (p.alive) await this.#restartPartition(p, err, 0);
       throw err;
     } finally {
       metrics.flushDuration.observe(performance.now() - started);
@@ -527,15 +615,29 @@ export class ActorConsumer {
     ]);
   }
 
-  async #lost(p: AnyPartition): Promise<void> {
+  /**
+   * The partition's fence moved: a newer owner claimed it (Kafka moved it; the coming
+   * assignment says so) or Redis lost it (restarted empty or rolled back). Kafka's assignment
+   * decides: while this node is still assigned the partition, it claims it again after a
+   * pause (a rebalance in progress settles who owns it meanwhile).
+   */
+  async #lost(p: AnyPartition, storedEpoch: number | null): Promise<void> {
     metrics.fencedWrites.inc();
-    this.#d.logger.warn("partition fenced: another owner holds it", {
+    this.#d.logger.warn("partition fenced: its epoch moved", {
       topic: p.topic,
       partition: p.partition,
       epoch: p.epoch,
+      stored_epoch: storedEpoch,
     });
-    this.#partitions.delete(`${p.topic}:${p.partition}`);
+    this.#forget(p);
     await p.stop();
+    void (async () => {
+      await sleep(RECLAIM_AFTER_MS, this.#abort.signal);
+      const id = `${p.topic}:${p.partition}`;
+      if (this.#isAssigned(p.topic, p.partition) && !this.#partitions.has(id)) {
+        await this.#claim(p.topic, p.partition);
+      }
+    })();
   }
 
   #liveActors(): number {

@@ -114,6 +114,10 @@ export function startNode(
           if (!r.success) throw r.error;
         }),
         check("startup", () => started ? Promise.resolve() : Promise.reject(new Error("starting"))),
+        check("flush", () => {
+          const error = actors?.flushError ?? null;
+          return error === null ? Promise.resolve() : Promise.reject(new Error(error));
+        }),
         check("kafka_group", () => {
           const joined = (!config.DATA_PROC_ACTORS_ENABLED || actors?.ready) &&
             (!config.DATA_PROC_NORMALIZER_ENABLED || normalizer?.isReady());

@@ -32,3 +32,19 @@ export class RestartIntensity {
     return Math.min(capMs, baseMs * 2 ** Math.max(0, this.#times.length - 1));
   }
 }
+
+/**
+ * Capped exponential backoff with full jitter for the `attempt`-th retry (1, 2, ...): a
+ * random delay up to base x 2^(attempt - 1), at most `capMs`, so that nodes retrying the
+ * same store do not retry in step.
+ */
+export function jitteredBackoffMs(
+  attempt: number,
+  options: { baseMs?: number; capMs?: number; random?: () => number } = {},
+): number {
+  const ceiling = Math.min(
+    options.capMs ?? 10_000,
+    (options.baseMs ?? 200) * 2 ** Math.max(0, attempt - 1),
+  );
+  return Math.round(ceiling * (0.5 + 0.5 * (options.random ?? Math.random)()));
+}
