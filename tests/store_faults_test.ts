@@ -1,6 +1,6 @@
 /**
- * The flush path under real store faults. The test runs its own Redis on a spare port, so
- * stopping it disturbs no other test: the node keeps running, `/ready` names the failing
+ * The flush path under real store faults. Each test runs its own Redis or ClickHouse on a
+ * spare port, so stopping it disturbs no other test: the node keeps running, `/ready` names the failing
  * part, and once the store is back the results are exact (Kafka holds the truth: a Redis
  * that comes back empty means rebuilding from the earliest record).
  */
@@ -19,12 +19,15 @@ import { freshEnv, pollUntil } from "./support.ts";
 
 const WINDOWS = [{ name: "1m", ms: 60_000 }, { name: "1h", ms: 3_600_000 }];
 
-/** A free TCP port on the loopback interface. */
-function sparePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+/** `n` distinct free TCP ports on the loopback interface (held together while chosen). */
+function sparePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
 }
 
 /** A Redis of the test's own, without persistence (as the local stack runs it). */
@@ -52,6 +55,42 @@ async function stopRedis(child: Deno.ChildProcess): Promise<void> {
   await child.status;
 }
 
+/** A ClickHouse of the test's own (Debian's server, its own data folder), as deploy/local runs it. */
+async function startClickHouse(
+  [http, tcp, interserver]: number[],
+  dir: string,
+): Promise<Deno.ChildProcess> {
+  for (const sub of ["tmp", "uf", "fs"]) await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+  const child = new Deno.Command("/usr/sbin/clickhouse-server", {
+    args: [
+      "--config-file=/etc/clickhouse-server/config.xml",
+      "--",
+      `--path=${dir}/`,
+      `--tmp_path=${dir}/tmp/`,
+      `--user_files_path=${dir}/uf/`,
+      `--format_schema_path=${dir}/fs/`,
+      `--logger.log=${dir}/log`,
+      `--logger.errorlog=${dir}/err`,
+      `--http_port=${http}`,
+      `--tcp_port=${tcp}`,
+      `--interserver_http_port=${interserver}`,
+      "--listen_host=127.0.0.1",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await pollUntil("test clickhouse answers", async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${http}/ping`);
+      await res.body?.cancel();
+      return res.ok || undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  return child;
+}
+
 async function readyParts(node: NodeProcess): Promise<{ status: number; failing: string[] }> {
   const res = await fetch(`${node.url}/ready`);
   const body = await res.json();
@@ -64,7 +103,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const port = sparePort();
+    const [port] = sparePorts(1) as [number];
     let redis = await startRedis(port);
     const env = await freshEnv({
       DATA_PROC_NORMALIZER_ENABLED: "false",
@@ -124,6 +163,87 @@ Deno.test({
       await node.kill("SIGKILL");
       await stopRedis(redis);
       await env.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ClickHouse stopped mid-stream, then started: the node stays up, /ready 503 then 200, exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ports = sparePorts(3);
+    const http = ports[0]!;
+    const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
+    let clickhouse = await startClickHouse(ports, dir);
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_CLICKHOUSE_URL: `http://127.0.0.1:${http}`,
+      DATA_PROC_BAR_WINDOWS: "1m,1h",
+      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
+    });
+    await createTopics(env);
+    const input = generateTicks({
+      seed: 32,
+      instruments: 200,
+      count: 30_000,
+      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+      spreadMs: 2 * 3_600_000,
+      outOfOrderRatio: 0.03,
+      duplicateRatio: 0.02,
+      maxDelayMs: 20_000,
+    });
+    const expected = expectedInstruments(input, {
+      windows: WINDOWS,
+      allowedLatenessMs: 5000,
+      watermarksAt: watermarksAt(0, 15_000, 30_000),
+    });
+    const node = await spawnNode(env.env);
+    let exited = false;
+    void node.exited.then(() => (exited = true));
+    try {
+      await waitReady(node);
+      await produceTicks(env, input.slice(0, 15_000));
+      await waitExact(
+        env,
+        expectedInstruments(input.slice(0, 15_000), {
+          windows: WINDOWS,
+          allowedLatenessMs: 5000,
+          watermarksAt: watermarksAt(0, 15_000),
+        }),
+        node,
+      );
+
+      clickhouse.kill("SIGKILL");
+      await clickhouse.status;
+      await produceTicks(env, input.slice(15_000));
+      // The outage lasts until a flush has failed on it (and /ready says both).
+      await pollUntil("/ready names clickhouse and the failing flush", async () => {
+        const ready = await readyParts(node);
+        return ready.status === 503 && ready.failing.includes("clickhouse") &&
+            ready.failing.includes("flush")
+          ? true
+          : undefined;
+      }, { timeoutMs: 60_000 });
+      clickhouse = await startClickHouse(ports, dir);
+
+      await waitExact(env, expected, node);
+      assert.equal(await conflictingVersions(env), 0);
+      await pollUntil("/ready 200 again", async () => {
+        return (await readyParts(node)).status === 200 ? true : undefined;
+      });
+      assert.equal(exited, false, "the node must stay up");
+    } finally {
+      await node.kill("SIGKILL");
+      let down = false;
+      void clickhouse.status.then(() => (down = true));
+      await Promise.resolve();
+      if (down) clickhouse = await startClickHouse(ports, dir); // for the cleanup
+      await env.cleanup();
+      clickhouse.kill("SIGKILL");
+      await clickhouse.status;
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
