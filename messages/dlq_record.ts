@@ -7,6 +7,12 @@ export const DlqReason = z.enum([
   "unknown_curve",
   "late_event",
   "poison_event",
+  // Added beyond CONTRACT.md's reasons: a record whose output a store refused as data (too
+  // large for Kafka, a value ClickHouse cannot parse), or whose own envelope was too large.
+  "write_failed",
+  // Added beyond CONTRACT.md's reasons: a curve point whose as_of is older than the dates its
+  // curve actor keeps (stage aggregate; see actors/curve_aggregate.ts).
+  "stale_as_of",
 ]);
 export type DlqReason = z.infer<typeof DlqReason>;
 

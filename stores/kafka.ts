@@ -96,3 +96,55 @@ export async function sendChunked(
   }
   await flush();
 }
+
+/**
+ * Splits messages, in order, into consecutive chunks of at most `maxBytes` of key and value
+ * bytes (UTF-8) and at most `maxMessages` messages, so one request per chunk stays under the
+ * broker's message.max.bytes (1 MiB by default). A message larger than `maxBytes` is a chunk
+ * of its own. Send the chunks one after another to keep each partition's order.
+ */
+export function chunkByBytes<T extends { key?: string | null; value: string | null }>(
+  messages: readonly T[],
+  options: { maxBytes: number; maxMessages: number },
+): T[][] {
+  const { maxBytes, maxMessages } = options;
+  if (!(maxBytes >= 1)) {
+    throw new RangeError(`Cannot chunk: maxBytes must be >= 1, got ${maxBytes}`);
+  }
+  if (!Number.isInteger(maxMessages) || maxMessages < 1) {
+    throw new RangeError(`Cannot chunk: maxMessages must be an integer >= 1, got ${maxMessages}`);
+  }
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = utf8Length(m.key ?? "") + utf8Length(m.value ?? "");
+    if (chunk.length > 0 && (bytes + size > maxBytes || chunk.length >= maxMessages)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/** Bytes of a string in UTF-8, without encoding it (a lone surrogate counts as U+FFFD). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const next = s.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next < 0xe000) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}

@@ -2,8 +2,12 @@
  * The Bronze -> Silver pipeline shared by the live normalizer and `dlq:reprocess`:
  * `processRecords` turns raw records into outputs (Silver events and DLQ envelopes, every
  * input accounted for exactly once), `publishOutputs` writes them to Kafka and ClickHouse
- * and resolves only when every write is acknowledged. Committing offsets is the caller's.
+ * in requests each store accepts and resolves only when every write is acknowledged;
+ * `storeRefusal` tells a store refusing the data from an outage, and `publishSplitting`
+ * writes a refused batch in pieces, sending what no store takes to the DLQ. Committing
+ * offsets is the caller's.
  */
+import { ClickHouseError } from "@clickhouse/client";
 import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
 import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
@@ -12,8 +16,8 @@ import type { ReferenceLookup } from "../actors/reference_lookup.ts";
 import { buildDlqRecord, type DlqReason, type DlqRecord } from "../messages/dlq_record.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
-import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
-import type { Topics } from "../stores/kafka.ts";
+import { type ClickHouseClient, insertRows, partitionBlocks } from "../stores/clickhouse.ts";
+import { chunkByBytes, type Topics } from "../stores/kafka.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
 
 export const NORMALIZE_STAGE = "normalize";
@@ -135,7 +139,8 @@ export function createNormalizedProducer(kafka: Kafka): Producer {
 }
 
 export interface PublishSinks {
-  producer: Producer;
+  /** Only `sendBatch` is used. */
+  producer: Pick<Producer, "sendBatch">;
   clickhouse: ClickHouseClient;
   topics: Topics;
   silverDb: string;
@@ -143,57 +148,278 @@ export interface PublishSinks {
   maxInsertRows: number;
 }
 
+/** Key and value bytes per Kafka request: well under the broker's message.max.bytes (1 MiB). */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+/** Messages per Kafka request (bounds the per-record overhead on top of MAX_REQUEST_BYTES). */
+export const MAX_REQUEST_MESSAGES = 1000;
 /**
- * Publishes outputs: one `sendBatch` (acks from all in-sync replicas) for Silver topics and
- * DLQ, and ClickHouse inserts of at most `maxInsertRows` rows. Throws if any write fails;
- * a retry repeats every write, which is safe: Silver rows collapse by event_id and readers
- * drop repeated event_ids.
+ * Distinct partitions of a silver table per ClickHouse insert block. Current servers refuse a
+ * block that touches more than `max_partitions_per_insert_block` (default 100) partitions.
+ */
+export const MAX_PARTITIONS_PER_INSERT = 50;
+
+interface OutgoingMessage {
+  topic: string;
+  key: string;
+  value: string;
+}
+
+/**
+ * Publishes outputs: Silver topics and DLQ in requests of at most MAX_REQUEST_BYTES and
+ * MAX_REQUEST_MESSAGES, sent one after another (acks from all in-sync replicas) so each
+ * partition keeps its order; and ClickHouse inserts of at most `maxInsertRows` rows that
+ * each touch at most MAX_PARTITIONS_PER_INSERT monthly partitions. Throws if any write fails
+ * (an outage rather than a refusal when both happened); a retry repeats every write, which is
+ * safe: Silver rows collapse by event_id and readers drop repeated event_ids.
  */
 export async function publishOutputs(
   outputs: NormalizationOutputs,
   sinks: PublishSinks,
 ): Promise<void> {
-  if (!(sinks.maxInsertRows >= 1)) {
+  if (!Number.isInteger(sinks.maxInsertRows) || sinks.maxInsertRows < 1) {
     throw new RangeError(`Cannot publish: maxInsertRows must be >= 1, got ${sinks.maxInsertRows}`);
   }
   const db = sqlIdentifier(sinks.silverDb);
-  const topicMessages = [
-    {
+  const messages: OutgoingMessage[] = [
+    ...outputs.ticks.map((t) => ({
       topic: sinks.topics.normalizedTicks,
-      messages: outputs.ticks.map((t): Message => ({
-        key: t.instrument_id,
-        value: JSON.stringify(t),
-      })),
-    },
-    {
+      key: t.instrument_id,
+      value: JSON.stringify(t),
+    })),
+    ...outputs.curvePoints.map((p) => ({
       topic: sinks.topics.normalizedCurves,
-      messages: outputs.curvePoints.map((p): Message => ({
-        key: p.curve_id,
-        value: JSON.stringify(p),
-      })),
-    },
-    {
+      key: p.curve_id,
+      value: JSON.stringify(p),
+    })),
+    // Keyed by source partition so a Bronze partition's failures stay in offset order.
+    ...outputs.dlq.map((d) => ({
       topic: sinks.topics.dlq,
-      // Keyed by source partition so a Bronze partition's failures stay in offset order.
-      messages: outputs.dlq.map((d): Message => ({
-        key: `${d.source_topic}/${d.source_partition}`,
-        value: JSON.stringify(d),
-      })),
-    },
-  ].filter((t) => t.messages.length > 0);
-
-  const inserts = async () => {
-    for (const rows of chunks(outputs.ticks.map(tickRow), sinks.maxInsertRows)) {
-      await insertRows(sinks.clickhouse, `${db}.ticks`, rows);
-    }
-    for (const rows of chunks(outputs.curvePoints.map(curvePointRow), sinks.maxInsertRows)) {
-      await insertRows(sinks.clickhouse, `${db}.curve_points`, rows);
+      key: `${d.source_topic}/${d.source_partition}`,
+      value: JSON.stringify(d),
+    })),
+  ];
+  const sends = async () => {
+    const chunks = chunkByBytes(messages, {
+      maxBytes: MAX_REQUEST_BYTES,
+      maxMessages: MAX_REQUEST_MESSAGES,
+    });
+    for (const chunk of chunks) {
+      await sinks.producer.sendBatch({ acks: -1, topicMessages: byTopic(chunk) });
     }
   };
-  await Promise.all([
-    topicMessages.length > 0 ? sinks.producer.sendBatch({ acks: -1, topicMessages }) : undefined,
-    inserts(),
-  ]);
+  const blocks = { maxPartitions: MAX_PARTITIONS_PER_INSERT, maxRows: sinks.maxInsertRows };
+  const inserts = async () => {
+    // Partition keys as in stores/migrations/clickhouse: toYYYYMM(event_time), toYYYYMM(as_of).
+    const ticks = partitionBlocks(outputs.ticks.map(tickRow), (r) => month(r.event_time), blocks);
+    for (const rows of ticks) await insertRows(sinks.clickhouse, `${db}.ticks`, rows);
+    const points = partitionBlocks(
+      outputs.curvePoints.map(curvePointRow),
+      (r) => month(r.as_of),
+      blocks,
+    );
+    for (const rows of points) await insertRows(sinks.clickhouse, `${db}.curve_points`, rows);
+  };
+  const results = await Promise.allSettled([sends(), inserts()]);
+  const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason as unknown] : []);
+  if (errors.length > 0) {
+    throw errors.find((e) => storeRefusal(e) === undefined) ?? errors[0];
+  }
+}
+
+/** `YYYY-MM` of a `YYYY-MM-DD...` text: the month ClickHouse's toYYYYMM gives for it. */
+function month(text: unknown): string {
+  return String(text).slice(0, 7);
+}
+
+function byTopic(messages: readonly OutgoingMessage[]): { topic: string; messages: Message[] }[] {
+  const topics = new Map<string, Message[]>();
+  for (const { topic, key, value } of messages) {
+    const list = topics.get(topic);
+    if (list) list.push({ key, value });
+    else topics.set(topic, [{ key, value }]);
+  }
+  return [...topics].map(([topic, list]) => ({ topic, messages: list }));
+}
+
+/**
+ * A store refusing the data it was given, as opposed to being unreachable, slow or
+ * misconfigured. `code` says how, e.g. `kafka:MESSAGE_TOO_LARGE` or `clickhouse:27`.
+ * `blockTooLarge`: the request as a whole is refused for its size or spread, so a smaller
+ * one may pass but no single record is to blame (ClickHouse's partitions-per-block limit).
+ */
+export interface StoreRefusal {
+  code: string;
+  blockTooLarge: boolean;
+}
+
+/**
+ * Kafka errors about the records themselves (kafkajs protocol error types): a record or
+ * batch over message.max.bytes or the segment size, or a record the broker's validation
+ * refuses. Everything else (connection, timeout, leadership, authorization) is an outage.
+ */
+const KAFKA_REFUSALS = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD"]);
+
+/**
+ * ClickHouse exception codes about the values of the rows sent: text that does not parse as
+ * its column's type, or a value out of its range. Codes about the table or the server
+ * (unknown table or column, unknown field, memory, too many queries, read-only, timeouts)
+ * are outages or configuration: they are retried, never split or sent to the DLQ.
+ */
+const CLICKHOUSE_ROW_REFUSALS = new Set([
+  6, // CANNOT_PARSE_TEXT
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+]);
+/** TOO_MANY_PARTS: also "too many partitions for single INSERT block" (a block's spread). */
+const CLICKHOUSE_TOO_MANY_PARTS = 252;
+
+/**
+ * ClickHouse server errors as the HTTP interface words them: `Code: 27, e.displayText() =
+ * DB::Exception: ...` (18.x, which @clickhouse/client leaves a plain Error) or
+ * `Code: 27. DB::Exception: ... (TYPE)` (current servers, parsed into a ClickHouseError).
+ */
+const CLICKHOUSE_EXCEPTION = /^Code: (\d+)[.,] (?:e\.displayText\(\) = )?DB::Exception/;
+
+/** The refusal `err` is, or undefined when it is anything else (an outage: retry it). */
+export function storeRefusal(err: unknown): StoreRefusal | undefined {
+  // kafkajs may wrap the broker's error in retrier errors (`cause`); look a few levels down.
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (e.name === "KafkaJSProtocolError" && typeof type === "string") {
+      return KAFKA_REFUSALS.has(type) ? { code: `kafka:${type}`, blockTooLarge: false } : undefined;
+    }
+    e = e.cause;
+  }
+  if (!(err instanceof Error)) return undefined;
+  const code = err instanceof ClickHouseError
+    ? Number(err.code)
+    : Number(CLICKHOUSE_EXCEPTION.exec(err.message)?.[1] ?? NaN);
+  if (code === CLICKHOUSE_TOO_MANY_PARTS) {
+    return { code: `clickhouse:${code}`, blockTooLarge: true };
+  }
+  if (CLICKHOUSE_ROW_REFUSALS.has(code)) {
+    return { code: `clickhouse:${code}`, blockTooLarge: false };
+  }
+  return undefined;
+}
+
+export interface SplitOptions {
+  refdata: ReferenceLookup;
+  topics: Topics;
+  maxFutureSkewMs: number;
+  sinks: PublishSinks;
+  /** The error the whole batch was refused with (it is split right away), if any. */
+  refused?: unknown;
+  now?: () => number;
+}
+
+/**
+ * Writes a batch that a store refused as a whole: normalizes and publishes it in halves, and
+ * halves of those, until each piece is accepted (no refresh of reference data on a miss: the
+ * caller's `processRecords` of the whole batch did that). A single record refused twice the
+ * same way goes to the DLQ as `write_failed` (with its key and value bytes, or without them
+ * when its envelope is itself too large for Kafka). A record refused only for the spread of its block
+ * is not to blame, and an error that is not a refusal is an outage: both are thrown, and the
+ * caller retries the batch. Resolves with what was written, in input order.
+ *
+ * Not transactional: a record sent to the DLQ may already be in one store (its Silver
+ * event in Kafka while ClickHouse refused its row, or the other way round).
+ */
+export async function publishSplitting(
+  records: readonly BronzeRecord[],
+  options: SplitOptions,
+): Promise<NormalizationOutputs> {
+  const now = options.now ?? Date.now;
+  const normalize = (rs: readonly BronzeRecord[]) =>
+    normalizeRecords(rs, options.refdata, {
+      topics: options.topics,
+      maxFutureSkewMs: options.maxFutureSkewMs,
+      nowMs: now(),
+    });
+  /** `refused`: the error this piece was refused with already, if it was. */
+  const write = async (
+    rs: readonly BronzeRecord[],
+    refused: unknown,
+  ): Promise<NormalizationOutputs> => {
+    if (storeRefusal(refused) === undefined) {
+      const out = normalize(rs);
+      try {
+        await publishOutputs(out, options.sinks);
+        return out;
+      } catch (err) {
+        if (storeRefusal(err) === undefined) throw err;
+        refused = err;
+      }
+    }
+    if (rs.length === 1) return await writeSingle(rs[0]!, refused);
+    const half = Math.ceil(rs.length / 2);
+    const left = await write(rs.slice(0, half), undefined);
+    return mergeOutputs(left, await write(rs.slice(half), undefined));
+  };
+  const writeSingle = async (
+    record: BronzeRecord,
+    firstErr: unknown,
+  ): Promise<NormalizationOutputs> => {
+    const out = normalize([record]);
+    try {
+      await publishOutputs(out, options.sinks); // refused once: once more before the DLQ
+      return out;
+    } catch (err) {
+      const refusal = storeRefusal(err);
+      if (refusal === undefined || refusal.code !== storeRefusal(firstErr)?.code) throw err;
+      if (refusal.blockTooLarge) throw err; // one record's block: not this record's fault
+      return { ticks: [], curvePoints: [], dlq: [await writeRefused(record, out, err)] };
+    }
+  };
+  const writeRefused = async (
+    record: BronzeRecord,
+    out: NormalizationOutputs,
+    err: unknown,
+  ): Promise<DlqRecord> => {
+    const refused = `${storeRefusal(err)!.code}: ${(err as Error).message.slice(0, 500)}`;
+    const own = out.dlq[0]; // the record was bound for the DLQ already
+    const message = own
+      ? `${own.reason}: ${own.message}; its DLQ envelope was refused (${refused})`
+      : `its normalized event was refused (${refused})`;
+    const full = dlqEnvelope(record, { reason: "write_failed", message }, now());
+    const bare: DlqRecord = {
+      ...full,
+      key_b64: null,
+      value_b64: null,
+      message: `${message}; key and value left out (too large for an envelope), read them at ` +
+        `${record.topic}[${record.partition}]@${record.offset}`,
+    };
+    // An envelope carrying the bytes the DLQ refused once would be refused again.
+    const candidates = own ? [bare] : [full, bare];
+    let last: unknown = err;
+    for (const envelope of candidates) {
+      try {
+        await publishOutputs({ ticks: [], curvePoints: [], dlq: [envelope] }, options.sinks);
+        return envelope;
+      } catch (e) {
+        if (storeRefusal(e) === undefined) throw e;
+        last = e;
+      }
+    }
+    throw last;
+  };
+  return await write(records, options.refused);
+}
+
+function mergeOutputs(a: NormalizationOutputs, b: NormalizationOutputs): NormalizationOutputs {
+  return {
+    ticks: [...a.ticks, ...b.ticks],
+    curvePoints: [...a.curvePoints, ...b.curvePoints],
+    dlq: [...a.dlq, ...b.dlq],
+  };
 }
 
 /** `YYYY-MM-DD hh:mm:ss` in UTC, the text form every ClickHouse version reads for DateTime. */
@@ -238,8 +464,4 @@ export function curvePointRow(p: NormalizedCurvePoint): Record<string, unknown> 
     unit: p.unit ?? "",
     ingest_time_ms: p.ingest_time_ms,
   };
-}
-
-function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }

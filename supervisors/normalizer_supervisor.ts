@@ -2,9 +2,16 @@
  * The normalizer supervisor: one Kafka consumer (group `<group>.normalizer`) over the two
  * Bronze topics; each owned partition's batches go through a stateless partition
  * normalizer (`normalizePartitionBatch`). A failing batch is a crash of that partition's
- * normalizer: it restarts with backoff from the last committed offset (nothing of the
- * batch was committed), heartbeating meanwhile, until the write succeeds, the partition
- * is lost, or the node stops. A consumer that kafkajs gives up on is restarted too.
+ * normalizer: it restarts from the last committed offset (nothing of the batch was
+ * committed), heartbeating meanwhile, until the write succeeds, the partition is lost, or
+ * the node stops. Backoff follows the partition's restart intensity (restart_policy.ts),
+ * capped and jittered; past the intensity limit it is logged, never escalated: a store
+ * outage, however long, is waited out, not turned into a node exit. A batch that a store
+ * refuses twice the same way (`storeRefusal`: data too large for Kafka, values ClickHouse
+ * cannot parse, too many partitions in one insert) is written in pieces instead
+ * (`publishSplitting`), and what no store takes goes to the DLQ as `write_failed`; any other
+ * error is an outage and only ever retried. A consumer that kafkajs gives up on is
+ * restarted too.
  *
  * Offsets are committed (offset + 1) only after every output of the records up to that
  * offset (Silver topics, silver.* rows, DLQ records) is acknowledged.
@@ -29,7 +36,10 @@ import {
   NORMALIZE_STAGE,
   processRecords,
   publishOutputs,
+  publishSplitting,
+  storeRefusal,
 } from "./normalization_pipeline.ts";
+import { jitteredBackoffMs, RestartIntensity } from "./restart_policy.ts";
 import { sleep } from "./sleep.ts";
 import { type SourceReport, SourceWatermarks } from "./source_watermarks.ts";
 import { startWatermarkWriter, type WatermarkWriter } from "./watermark_writer.ts";
@@ -52,6 +62,9 @@ export interface NormalizerHandle {
 
 const RESTART_BACKOFF_MIN_MS = 200;
 const RESTART_BACKOFF_MAX_MS = 10_000;
+/** Partition normalizer restarts per window before it is reported as past its intensity. */
+const PARTITION_MAX_RESTARTS = 10;
+const PARTITION_RESTART_WINDOW_MS = 60_000;
 /** Bronze partitions normalized in parallel on one node. */
 const PARTITIONS_CONCURRENTLY = 4;
 
@@ -108,6 +121,21 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     signal,
   });
 
+  /** Restart intensity of each owned partition's normalizer (`topic:partition`). */
+  const partitionRestarts = new Map<string, RestartIntensity>();
+  const restartsOf = (topic: string, partition: number) => {
+    const key = `${topic}:${partition}`;
+    let intensity = partitionRestarts.get(key);
+    if (intensity === undefined) {
+      intensity = new RestartIntensity({
+        maxRestarts: PARTITION_MAX_RESTARTS,
+        windowMs: PARTITION_RESTART_WINDOW_MS,
+      });
+      partitionRestarts.set(key, intensity);
+    }
+    return intensity;
+  };
+
   let consumer: Consumer | undefined;
   let joined = false;
   let consumerRestarts = 0;
@@ -132,6 +160,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
       partition: batch.partition,
     });
     const lost = () => signal.aborted || !isRunning() || isStale();
+    const restarts = restartsOf(batch.topic, batch.partition);
     for (let i = 0; i < batch.messages.length; i += maxBatch) {
       if (lost()) return; // unresolved: the next owner (or run) starts from the commit
       const chunk = batch.messages.slice(i, i + maxBatch);
@@ -143,20 +172,30 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
         value: m.value ?? null,
         timestampMs: Number(m.timestamp),
       }));
-      const outputs = await withSpan("normalize.batch", {
-        "messaging.destination.name": batch.topic,
-        "messaging.destination.partition.id": String(batch.partition),
-        "messaging.batch.message_count": records.length,
-      }, () =>
-        withRestarts(partitionLog, { heartbeat, lost, signal }, async () => {
-          const out = await processRecords(records, {
-            refdata,
-            topics,
-            maxFutureSkewMs: config.DATA_PROC_MAX_FUTURE_SKEW_MS,
-          });
-          await publishOutputs(out, sinks);
-          return out;
-        }));
+      const outputs = await withSpan(
+        "normalize.batch",
+        {
+          "messaging.destination.name": batch.topic,
+          "messaging.destination.partition.id": String(batch.partition),
+          "messaging.batch.message_count": records.length,
+        },
+        () =>
+          withRestarts(partitionLog, { heartbeat, lost, signal, restarts }, async (refused) => {
+            const maxFutureSkewMs = config.DATA_PROC_MAX_FUTURE_SKEW_MS;
+            if (refused !== undefined) {
+              return await publishSplitting(records, {
+                refdata,
+                topics,
+                maxFutureSkewMs,
+                sinks,
+                refused,
+              });
+            }
+            const out = await processRecords(records, { refdata, topics, maxFutureSkewMs });
+            await publishOutputs(out, sinks);
+            return out;
+          }),
+      );
       if (outputs === undefined || lost()) return; // gave up uncommitted: redelivered later
       // Silver ticks acknowledged (publishOutputs resolved): only now may the watermark move.
       if (batch.topic === topics.bronzeTicks) {
@@ -193,6 +232,12 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     consumer = c;
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
+      const owned = e.payload.memberAssignment;
+      for (const key of partitionRestarts.keys()) {
+        const at = key.lastIndexOf(":");
+        const partition = Number(key.slice(at + 1));
+        if (!(owned[key.slice(0, at)] ?? []).includes(partition)) partitionRestarts.delete(key);
+      }
       watermarks.assign(e.payload.memberAssignment[topics.bronzeTicks] ?? [], Date.now());
       writer.refreshPartitions();
       metrics.rebalances.inc({ consumer: "normalizer" });
@@ -230,7 +275,10 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     if (signal.aborted) return;
     consumerRestarts += 1;
     metrics.actorRestarts.inc({ level: "normalizer" });
-    const delay = backoffMs(consumerRestarts);
+    const delay = jitteredBackoffMs(consumerRestarts, {
+      baseMs: RESTART_BACKOFF_MIN_MS,
+      capMs: RESTART_BACKOFF_MAX_MS,
+    });
     logger.warn("restarting normalizer consumer", { attempt: consumerRestarts, delayMs: delay });
     restartTimer = setTimeout(async () => {
       restartTimer = undefined;
@@ -276,26 +324,51 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
 
 /**
  * Runs `work` until it succeeds. Each failure counts as a restart of the partition
- * normalizer: back off (exponential, capped), heartbeat so the group keeps the partition,
- * and run again. Returns undefined if the partition is lost or the node stops meanwhile;
- * a rebalance thrown by `heartbeat()` propagates to kafkajs. Never skips the records.
+ * normalizer: back off (by its restart intensity, capped, jittered), heartbeat so the group
+ * keeps the partition, and run again. Past the intensity limit the partition keeps
+ * restarting at the capped backoff: nothing escalates, so a long outage never stops the
+ * node. Once two failures in a row are the same store refusal, `work` is given that error
+ * (`refused`) so it writes the batch in pieces. Returns undefined if the partition is lost
+ * or the node stops meanwhile; a rebalance thrown by `heartbeat()` propagates to kafkajs.
+ * Never skips the records.
  */
 async function withRestarts<T>(
   logger: Logger,
-  partition: { heartbeat: () => Promise<void>; lost: () => boolean; signal: AbortSignal },
-  work: () => Promise<T>,
+  partition: {
+    heartbeat: () => Promise<void>;
+    lost: () => boolean;
+    signal: AbortSignal;
+    restarts: RestartIntensity;
+  },
+  work: (refused: unknown) => Promise<T>,
 ): Promise<T | undefined> {
-  const { heartbeat, lost, signal } = partition;
+  const { heartbeat, lost, signal, restarts } = partition;
+  let previousRefusal: string | undefined;
+  let refused: unknown = undefined;
   for (let attempt = 1;; attempt++) {
     try {
-      return await work();
+      return await work(refused);
     } catch (err) {
       metrics.actorRestarts.inc({ level: "normalizer" });
-      const delay = backoffMs(attempt);
+      const refusal = storeRefusal(err)?.code;
+      if (refusal !== undefined && refusal === previousRefusal && refused === undefined) {
+        logger.warn("batch refused twice the same way; writing it in pieces", { refusal });
+      }
+      // Split from the second same refusal on; an outage meanwhile keeps the split mode.
+      if (refusal !== undefined && refusal === previousRefusal) refused = err;
+      previousRefusal = refusal;
+      const withinIntensity = restarts.record(Date.now());
+      // The intensity's backoff (doubling per recent restart, capped), jittered.
+      const delay = jitteredBackoffMs(1, {
+        baseMs: restarts.backoffMs(RESTART_BACKOFF_MIN_MS, RESTART_BACKOFF_MAX_MS),
+        capMs: RESTART_BACKOFF_MAX_MS,
+      });
       logger.error("partition normalizer failed; restarting from the last commit", {
         error: err,
         attempt,
         delayMs: delay,
+        ...(refusal === undefined ? {} : { refusal }),
+        ...(withinIntensity ? {} : { restartIntensityExceeded: true }),
       });
       // Wait in heartbeat-sized steps so the session stays alive through long outages.
       for (let waited = 0; waited < delay; waited += 1000) {
@@ -347,8 +420,4 @@ function countOutcomes(records: readonly BronzeRecord[], outputs: NormalizationO
 
 function lagAfter(batch: Batch, lastOffset: string): number {
   return Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(lastOffset) - 1n));
-}
-
-function backoffMs(attempt: number): number {
-  return Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MIN_MS * 2 ** (attempt - 1));
 }
