@@ -43,6 +43,8 @@ Options:
   --actor NAME       who runs it, for audit_log (default: cli:$USER)
   --help             show this help
 
+Progress ("x of N offsets") goes to stderr; the summary (JSON) to stdout.
+
 Exit codes: 0 done (records that failed again are in the DLQ), 1 a store or broker failed
 (nothing is lost; run again), 2 bad arguments or configuration.`;
 
@@ -194,12 +196,22 @@ function selectRecords(
   return records;
 }
 
-/** Reprocesses the range; throws on a store or broker failure (after writing nothing wrong). */
+/** Where a run is in its range: offsets passed so far and offsets in the range. */
+export interface ReprocessPosition {
+  done: number;
+  total: number;
+}
+
+/**
+ * Reprocesses the range, reading each record once; throws on a store or broker failure (after
+ * writing nothing wrong). Ends when the read position passes the range's end, which is clamped
+ * to the partition's high watermark at start.
+ */
 export async function reprocessDlqRange(
   config: Config,
   args: ReprocessArgs,
   signal: AbortSignal,
-  progress: (summary: ReprocessSummary) => void = () => {},
+  progress: (summary: ReprocessSummary, position: ReprocessPosition) => void = () => {},
 ): Promise<ReprocessSummary> {
   const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
   const topic = args.topic ?? topics.dlq;
@@ -243,30 +255,67 @@ export async function reprocessDlqRange(
       silverDb: config.DATA_PROC_CLICKHOUSE_SILVER_DB,
       maxInsertRows: config.DATA_PROC_NORMALIZATION_MAX_BATCH_SIZE,
     };
+    const maxBatch = config.DATA_PROC_NORMALIZATION_MAX_BATCH_SIZE;
     const finished = Promise.withResolvers<void>();
+    // Awaited below; this keeps a failure during connect from being an unhandled rejection.
+    finished.promise.catch(() => {});
     const onAbort = () => finished.reject(new Error("interrupted"));
     signal.addEventListener("abort", onAbort, { once: true });
+    // The next offset to read: every record below it was handled (or is not a record).
+    let next = args.startOffset;
     let done = false;
+    const total = Number(end - args.startOffset + 1n);
+    const position = (): ReprocessPosition => ({
+      done: Number((next > end ? end + 1n : next) - args.startOffset),
+      total,
+    });
+    /**
+     * A fetch from the current position up to raw offset `last` (control records included)
+     * was handled: its records in the range were processed, the rest is not data (control
+     * records, offsets no longer in the log) or past the range.
+     */
+    const passed = (last: string) => {
+      if (BigInt(last) >= next) next = BigInt(last) + 1n;
+    };
+    const finishIfPassedEnd = () => {
+      if (!done && next > end) {
+        done = true;
+        finished.resolve();
+      }
+    };
+    // A fetch holding only control records (transaction markers) never reaches eachBatch.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (done || payload.partition !== args.partition || payload.batchSize !== 0) return;
+      passed(payload.lastOffset);
+      finishIfPassedEnd();
+    });
+    // A crash kafkajs does not restart from would otherwise leave the run waiting forever.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) finished.reject(payload.error);
+    });
     await consumer.connect();
-    await consumer.subscribe({ topics: [topic] });
+    // From the beginning: should retention drop the position, reading resumes at the oldest
+    // record (an offset above the lost ones) rather than waiting at the end.
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        if (done || batch.partition !== args.partition) return;
-        const inRange = batch.messages.filter((m) => {
+      eachBatch: async ({ batch, resolveOffset, heartbeat, pause, isStale }) => {
+        if (batch.partition !== args.partition) {
+          pause(); // other partitions are not read at all
+          return;
+        }
+        // A batch fetched before the seek to the range's start applied is not in the range.
+        if (done || isStale()) return;
+        const fresh = batch.messages.filter((m) => {
           const o = BigInt(m.offset);
-          return o >= args.startOffset && o <= end;
+          return o >= next && o <= end;
         });
-        const maxBatch = config.DATA_PROC_NORMALIZATION_MAX_BATCH_SIZE;
         try {
-          for (let i = 0; i < inRange.length && !signal.aborted; i += maxBatch) {
-            const records = selectRecords(
-              inRange.slice(i, i + maxBatch),
-              topics,
-              args.reason,
-              summary,
-            );
+          for (let i = 0; i < fresh.length; i += maxBatch) {
+            if (signal.aborted) return;
+            const chunk = fresh.slice(i, i + maxBatch);
+            const records = selectRecords(chunk, topics, args.reason, summary);
             const outputs = await processRecords(records, {
               refdata: lookup,
               topics,
@@ -279,7 +328,11 @@ export async function reprocessDlqRange(
               summary.failed_again_by_reason[d.reason] =
                 (summary.failed_again_by_reason[d.reason] ?? 0) + 1;
             }
-            progress(summary);
+            // Resolved: the next fetch starts after this chunk, never at its first record again.
+            const last = chunk[chunk.length - 1]!.offset;
+            resolveOffset(last);
+            next = BigInt(last) + 1n;
+            progress(summary, position());
             await heartbeat();
           }
         } catch (err) {
@@ -287,10 +340,9 @@ export async function reprocessDlqRange(
           finished.reject(err);
           return;
         }
-        if (BigInt(batch.lastOffset()) >= end) {
-          done = true;
-          finished.resolve();
-        }
+        if (signal.aborted) return;
+        passed(batch.lastOffset());
+        finishIfPassedEnd();
       },
     });
     consumer.seek({ topic, partition: args.partition, offset: String(args.startOffset) });
@@ -299,6 +351,7 @@ export async function reprocessDlqRange(
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+    progress(summary, position());
     return summary;
   } finally {
     await consumer.disconnect().catch(() => {});
@@ -308,6 +361,8 @@ export async function reprocessDlqRange(
     await sql.end();
   }
 }
+
+const PROGRESS_EVERY_MS = 1000;
 
 async function main(argv: string[]): Promise<number> {
   let args: ReprocessArgs | "help";
@@ -346,12 +401,21 @@ async function main(argv: string[]): Promise<number> {
   let summary: ReprocessSummary | undefined;
   let failure: unknown;
   try {
-    summary = await reprocessDlqRange(config, args, interrupt.signal, (s) =>
+    let shownAt = 0;
+    let shownEnd = false;
+    summary = await reprocessDlqRange(config, args, interrupt.signal, (s, at) => {
+      const now = Date.now();
+      const atEnd = at.done >= at.total;
+      if (atEnd ? shownEnd : now - shownAt < PROGRESS_EVERY_MS) return;
+      shownAt = now;
+      shownEnd = atEnd;
       console.error(
-        `dlq:reprocess: read ${s.read}, ok ${s.reprocessed_ok}, failed again ${s.failed_again}, skipped ${
-          s.skipped_by_filter + s.skipped_not_reprocessable
-        }`,
-      ));
+        `dlq:reprocess: ${at.done} of ${at.total} offsets: read ${s.read}, ok ${s.reprocessed_ok}, ` +
+          `failed again ${s.failed_again}, skipped ${
+            s.skipped_by_filter + s.skipped_not_reprocessable
+          }`,
+      );
+    });
   } catch (err) {
     if (err instanceof RangeError) {
       console.error(`dlq:reprocess: ${err.message}`);
