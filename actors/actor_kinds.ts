@@ -42,6 +42,16 @@ export interface KeyedEvent<T> {
   value: T;
 }
 
+/** The DLQ reasons an actor rejects an event for (stage `aggregate`). */
+export type ActorRejectionReason = "late_event" | "stale_as_of";
+
+/** An event of a batch that an actor rejected: its index in the batch and why. */
+export interface ActorRejection {
+  index: number;
+  reason: ActorRejectionReason;
+  message: string;
+}
+
 /** What one flush of one actor writes. */
 export interface ActorOutputs {
   /**
@@ -60,10 +70,7 @@ export interface KindAdapter<T> {
   /** Creates a fresh machine actor or restores one from a persisted snapshot. */
   spawn(key: string, persisted?: unknown, versionBase?: number): AnyActorRef;
   /** Sends a batch; returns indexes of rejected events with reasons. */
-  apply(
-    actor: AnyActorRef,
-    events: readonly KeyedEvent<T>[],
-  ): { index: number; reason: "late_event"; message: string }[];
+  apply(actor: AnyActorRef, events: readonly KeyedEvent<T>[]): ActorRejection[];
   /** Takes the actor's changes since the last flush and turns them into sink writes. */
   collect(actor: AnyActorRef, key: string): ActorOutputs;
   /** The partition clock value at which the actor has something to close, or null. */
@@ -217,25 +224,23 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
     },
     apply(actor, events) {
       actor.send({ type: "EVENTS", points: events.map((e) => e.value) });
-      return [];
+      // Points of an as_of older than the dates the actor keeps: stale_as_of in the DLQ.
+      return (actor.getSnapshot().context as CurveContext).rejected;
     },
     collect(actor, key) {
       const ctx = actor.getSnapshot().context as CurveContext;
       const out = emptyOutputs();
       const changes = takeCurveChanges(ctx);
-      for (const pointKey of changes.points) {
-        const [asOf, tenor] = [pointKey.slice(0, 10), pointKey.slice(11)];
-        const point = ctx.asOfs[asOf]?.[tenor];
-        if (!point) continue;
+      for (const row of changes.rows) {
         out.curveRows.push({
           curve_id: key,
-          as_of: asOf,
-          tenor,
-          price: point.price,
-          version: point.version,
-          event_time: secondsOf(point.event_time_ms),
-          event_time_ms: point.event_time_ms,
-          event_id: point.event_id,
+          as_of: row.as_of,
+          tenor: row.tenor,
+          price: row.price,
+          version: row.version,
+          event_time: secondsOf(row.event_time_ms),
+          event_time_ms: row.event_time_ms,
+          event_id: row.event_id,
         });
       }
       if (changes.snapshot && ctx.asOf !== null) {
@@ -243,7 +248,7 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
           curve_id: key,
           as_of: ctx.asOf,
           points: snapshotPoints(ctx),
-          version: curveVersion(ctx),
+          version: ctx.snapshotVersion,
         };
         const value = JSON.stringify(snapshot);
         out.projections.push({

@@ -7,11 +7,23 @@ import {
   generateCurvePoints,
   seededRandom,
 } from "../tests/expected.ts";
-import { curveVersion, snapshotPoints, takeCurveChanges } from "./curve_aggregate.ts";
+import {
+  curveVersion,
+  DEFAULT_KEEP_AS_OFS,
+  snapshotPoints,
+  takeCurveChanges,
+} from "./curve_aggregate.ts";
 import { curveMachine } from "./curve_machine.ts";
+import { curveAdapter, type KeyedEvent } from "./actor_kinds.ts";
+import { UNDEFINED_CLOCK } from "./event_clock.ts";
 
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
 const CURVE = "CURVE-001";
+
+/** The n-th calendar date from 2027-01-01. */
+function day(n: number): string {
+  return new Date(Date.UTC(2027, 0, 1) + n * 86_400_000).toISOString().slice(0, 10);
+}
 
 type CurveActor = Actor<typeof curveMachine>;
 
@@ -39,8 +51,12 @@ function point(
   };
 }
 
-function start(curveId = CURVE, versionBase?: number): CurveActor {
-  const input = versionBase === undefined ? { curveId } : { curveId, versionBase };
+function start(curveId = CURVE, versionBase?: number, keepAsOfs?: number): CurveActor {
+  const input = {
+    curveId,
+    ...(versionBase === undefined ? {} : { versionBase }),
+    ...(keepAsOfs === undefined ? {} : { keepAsOfs }),
+  };
   return createActor(curveMachine, { input }).start();
 }
 
@@ -80,31 +96,28 @@ function newSink(): CurveSink {
 function flush(actor: CurveActor, sink: CurveSink): void {
   const ctx = actor.getSnapshot().context;
   const changes = takeCurveChanges(ctx);
-  for (const key of changes.points) {
-    const [asOf, tenor] = key.split("|") as [string, string];
-    const state = ctx.asOfs[asOf]?.[tenor];
-    if (state === undefined) throw new Error(`changed point ${key} is not in memory`);
-    const k = curveRowKey(ctx.curveId, asOf, tenor);
+  for (const row of changes.rows) {
+    const k = curveRowKey(ctx.curveId, row.as_of, row.tenor);
     const previous = sink.rows.get(k);
     if (previous !== undefined) {
-      assert.ok(state.version > previous.version, `${k}: ${state.version} <= ${previous.version}`);
+      assert.ok(row.version > previous.version, `${k}: ${row.version} <= ${previous.version}`);
     }
     // ReplacingMergeTree(version): the highest version is what FINAL shows.
-    if (previous === undefined || state.version > previous.version) {
+    if (previous === undefined || row.version > previous.version) {
       sink.rows.set(k, {
         curve_id: ctx.curveId,
-        as_of: asOf,
-        tenor,
-        price: state.price,
-        event_time_ms: state.event_time_ms,
-        event_id: state.event_id,
-        version: state.version,
+        as_of: row.as_of,
+        tenor: row.tenor,
+        price: row.price,
+        event_time_ms: row.event_time_ms,
+        event_id: row.event_id,
+        version: row.version,
       });
     }
-    sink.writes.push(`${k}@${state.version}`);
+    sink.writes.push(`${k}@${row.version}`);
   }
   if (changes.snapshot && ctx.asOf !== null) {
-    const version = curveVersion(ctx);
+    const version = ctx.snapshotVersion;
     const previous = sink.snapshots.get(ctx.curveId);
     if (previous !== undefined) assert.ok(version > previous.version);
     sink.snapshots.set(ctx.curveId, { as_of: ctx.asOf, points: snapshotPoints(ctx), version });
@@ -233,10 +246,11 @@ Deno.test("a newer as_of replaces the curve snapshot, tenors of the old date inc
     as_of: "2027-01-15",
     points: [{ tenor: "2027-03", price: 60, event_time_ms: T0 - 1_000 }],
   });
-  assert.deepEqual(takeCurveChanges(actor.getSnapshot().context), {
-    points: ["2027-01-15|2027-03"],
-    snapshot: true,
-  });
+  const changes = takeCurveChanges(actor.getSnapshot().context);
+  assert.deepEqual(changes.rows.map((r) => [r.as_of, r.tenor, r.price]), [
+    ["2027-01-15", "2027-03", 60],
+  ]);
+  assert.equal(changes.snapshot, true);
   actor.stop();
 });
 
@@ -248,7 +262,10 @@ Deno.test("an older as_of point leaves the snapshot alone but is kept for its Cl
   const snapshotBefore = sink.snapshots.get(CURVE)!;
   send(actor, [point("b", "2027-01-14", "2027-02", 40, T0 + 10_000)]);
   const changes = takeCurveChanges(actor.getSnapshot().context);
-  assert.deepEqual(changes, { points: ["2027-01-14|2027-02"], snapshot: false });
+  assert.deepEqual(changes.rows.map((r) => [r.as_of, r.tenor, r.price]), [
+    ["2027-01-14", "2027-02", 40],
+  ]);
+  assert.equal(changes.snapshot, false);
   assert.deepEqual(snapshotOf(actor), {
     as_of: "2027-01-15",
     points: [{ tenor: "2027-02", price: 50, event_time_ms: T0 }],
@@ -273,7 +290,7 @@ Deno.test("a redelivered curve point changes nothing", () => {
   send(actor, [p, p]);
   assert.equal(JSON.stringify(actor.getSnapshot().context.asOfs), before);
   assert.equal(curveVersion(actor.getSnapshot().context), version);
-  assert.deepEqual(takeCurveChanges(actor.getSnapshot().context), { points: [], snapshot: false });
+  assert.deepEqual(takeCurveChanges(actor.getSnapshot().context), { rows: [], snapshot: false });
   actor.stop();
 });
 
@@ -373,26 +390,38 @@ Deno.test("randomized: out-of-order, redelivered curve points give the oracle's 
   }
 });
 
-// Only the newest keepAsOfs (400) as_of dates stay in memory. A point for a date evicted
-// before has nothing to compare with, so it must not be written: otherwise it would "win"
-// with a higher version even when it loses to the row already in ClickHouse.
-Deno.test("a point for an as_of older than the dates kept in memory cannot replace a better row", () => {
+// Only the newest keepAsOfs (400) as_of dates stay in memory. A point for a date dropped
+// before has nothing to compare with, so it must not be written (it would "win" with a higher
+// version even when it loses to the row already in ClickHouse): it is rejected as stale_as_of,
+// which the runtime sends to the DLQ.
+Deno.test("a point for an as_of older than the dates kept in memory is rejected as stale_as_of, never written", () => {
   const actor = start();
   const sink = newSink();
-  const day = (n: number) =>
-    new Date(Date.UTC(2027, 0, 1) + n * 86_400_000).toISOString().slice(0, 10);
   const winner = point("w", day(0), "2027-06", 70, T0 + 10);
   const loser = point("l", day(0), "2027-06", 60, T0);
   send(actor, [loser, winner]);
   flush(actor, sink);
-  for (let n = 1; n <= 410; n++) {
+  for (let n = 1; n <= DEFAULT_KEEP_AS_OFS + 10; n++) {
     send(actor, [point(`d${n}`, day(n), "2027-06", 70 + n, T0 + n * 86_400_000)]);
     flush(actor, sink);
   }
-  send(actor, [loser]); // redelivered
+  const ctx = actor.getSnapshot().context;
+  assert.equal(ctx.dates.length, DEFAULT_KEEP_AS_OFS);
+  assert.equal(ctx.dates[0], day(11));
+  send(actor, [point("x", day(11), "2027-07", 1, T0), loser]); // kept date; redelivered old one
   flush(actor, sink);
+  assert.deepEqual(
+    actor.getSnapshot().context.rejected.map((r) => [r.index, r.reason]),
+    [[1, "stale_as_of"]],
+  );
+  assert.match(actor.getSnapshot().context.rejected[0]!.message, new RegExp(`as_of ${day(0)}`));
   const row = sink.rows.get(curveRowKey(CURVE, day(0), "2027-06"))!;
   assert.deepEqual([row.event_id, row.price], ["w", 70]);
+  assert.equal(sink.rows.get(curveRowKey(CURVE, day(11), "2027-07"))?.price, 1);
+  // A date never seen, older than every kept date, is stale too (it may have been dropped).
+  send(actor, [point("y", day(5), "2027-06", 1, T0)]);
+  assert.equal(actor.getSnapshot().context.rejected.length, 1);
+  assert.equal(actor.getSnapshot().context.stale, 2);
   actor.stop();
 });
 
@@ -406,5 +435,294 @@ Deno.test("a tenor named like an Object.prototype member is kept like any other"
     price: 50,
     event_time_ms: T0,
   }]);
+  actor.stop();
+});
+
+Deno.test("a tenor named __proto__ is an own row like any other and survives JSON", () => {
+  const actor = start();
+  send(actor, [point("a", "2027-01-15", "__proto__", 50, T0)]);
+  const ctx = actor.getSnapshot().context;
+  assert.deepEqual(snapshotOf(actor).points, [{
+    tenor: "__proto__",
+    price: 50,
+    event_time_ms: T0,
+  }]);
+  assert.deepEqual(takeCurveChanges(ctx).rows.map((r) => r.tenor), ["__proto__"]);
+  const restored = createActor(curveMachine, {
+    snapshot: JSON.parse(JSON.stringify(actor.getPersistedSnapshot())),
+    input: { curveId: CURVE },
+  }).start();
+  send(restored, [point("b", "2027-01-15", "__proto__", 49, T0 - 1)]); // loses
+  assert.deepEqual(snapshotOf(restored).points, [{
+    tenor: "__proto__",
+    price: 50,
+    event_time_ms: T0,
+  }]);
+  actor.stop();
+  restored.stop();
+});
+
+// ---------------------------------------------------------------------------------------
+// Batch boundaries and memory: a 40-date backfill.
+
+/** A backfill of `dates` as_of dates, several points (ties included) per tenor, shuffled. */
+function backfill(seed: number, dates: number): NormalizedCurvePoint[] {
+  const random = seededRandom(seed);
+  const out: NormalizedCurvePoint[] = [];
+  for (let d = 0; d < dates; d++) {
+    for (let t = 0; t < 6; t++) {
+      const tenor = `2028-${String(t + 1).padStart(2, "0")}`;
+      for (let k = 0; k < 3; k++) {
+        const time = T0 + d * 86_400_000 + Math.floor(random() * 4) * 1_000; // ties on time
+        const price = Math.round((40 + t + random() * 20) * 100) / 100;
+        out.push(
+          point(`b-${d}-${t}-${k}-${Math.floor(random() * 1e6)}`, day(d), tenor, price, time),
+        );
+      }
+    }
+  }
+  // Arrival in any order, with some redeliveries.
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  for (let i = 0; i < 60; i++) {
+    const at = Math.floor(random() * out.length);
+    out.splice(at + Math.floor(random() * (out.length - at)), 0, out[at]!);
+  }
+  return out;
+}
+
+/** Batch sizes covering `count` points. */
+function batchings(count: number, seed: number): Record<string, number[]> {
+  const random = seededRandom(seed);
+  const sizes = (max: number) => {
+    const out: number[] = [];
+    for (let left = count; left > 0;) {
+      const size = Math.min(left, 1 + Math.floor(random() * max));
+      out.push(size);
+      left -= size;
+    }
+    return out;
+  };
+  return {
+    "one batch": [count],
+    "one point per batch": Array.from({ length: count }, () => 1),
+    "random up to 7": sizes(7),
+    "random up to 300": sizes(300),
+  };
+}
+
+interface BatchedRun {
+  rows: Map<string, Row>;
+  snapshot: { as_of: string; points: unknown[]; version: number } | undefined;
+  /** Arrival indexes rejected as stale_as_of. */
+  stale: number[];
+  /** Every (row, version) written, with its content: a version is never reused. */
+  written: Map<string, string>;
+}
+
+/**
+ * Feeds the points in the given batch sizes, flushing after every batch; with `restoreAt`,
+ * the actor is rebuilt from its JSON snapshot after that batch and the rest is fed
+ * one point per batch (a redo after a crash, batched differently).
+ */
+function runBatched(
+  points: readonly NormalizedCurvePoint[],
+  sizes: readonly number[],
+  options: { keepAsOfs: number; restoreAt?: number },
+): BatchedRun {
+  let actor = start(CURVE, undefined, options.keepAsOfs);
+  const sink = newSink();
+  const stale: number[] = [];
+  const written = new Map<string, string>();
+  const record = () => {
+    const before = sink.writes.length;
+    flush(actor, sink);
+    for (const w of sink.writes.slice(before)) {
+      const row = sink.rows.get(w.slice(0, w.lastIndexOf("@")))!;
+      written.set(w, JSON.stringify(row));
+    }
+  };
+  let at = 0;
+  const feed = (size: number) => {
+    const batch = points.slice(at, at + size);
+    send(actor, batch);
+    for (const r of actor.getSnapshot().context.rejected) stale.push(at + r.index);
+    at += batch.length;
+    record();
+  };
+  sizes.forEach((size, b) => {
+    if (options.restoreAt !== undefined && b > options.restoreAt) return;
+    feed(size);
+  });
+  if (options.restoreAt !== undefined) {
+    const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
+    actor.stop();
+    actor = createActor(curveMachine, { snapshot: persisted, input: { curveId: CURVE } }).start();
+    while (at < points.length) feed(1);
+  }
+  assert.equal(at, points.length);
+  const snapshot = sink.snapshots.get(CURVE);
+  actor.stop();
+  return { rows: sink.rows, snapshot, stale, written };
+}
+
+function assertSameResults(a: BatchedRun, b: BatchedRun, label: string): void {
+  assert.deepEqual([...b.rows].sort(), [...a.rows].sort(), `${label}: rows and versions`);
+  assert.deepEqual(b.snapshot, a.snapshot, `${label}: snapshot`);
+  assert.deepEqual(b.stale, a.stale, `${label}: stale_as_of points`);
+  for (const [write, content] of b.written) {
+    const other = a.written.get(write);
+    if (other !== undefined) assert.equal(content, other, `${label}: ${write} reused`);
+  }
+}
+
+Deno.test("a 40-date curve backfill gives the same rows, versions and snapshot in any batching, and with any memory that holds its dates", () => {
+  const points = backfill(40, 40);
+  const expected = expectedCurves(points);
+  let reference: BatchedRun | undefined;
+  for (const keepAsOfs of [DEFAULT_KEEP_AS_OFS, 40]) {
+    for (const [name, sizes] of Object.entries(batchings(points.length, 7))) {
+      for (const restoreAt of [undefined, 3]) {
+        const label = `keep ${keepAsOfs}, ${name}${restoreAt === undefined ? "" : ", redo"}`;
+        const run = runBatched(
+          points,
+          sizes,
+          restoreAt === undefined ? { keepAsOfs } : { keepAsOfs, restoreAt },
+        );
+        reference ??= run;
+        assertSameResults(reference, run, label);
+        assert.deepEqual(run.stale, [], label);
+        assert.equal(run.rows.size, 40 * 6, label);
+        for (const [key, row] of expected.rows) {
+          const { version: _, ...got } = run.rows.get(key)!;
+          assert.deepEqual(got, row, `${label}: ${key}`);
+        }
+        const snapshot = expected.snapshots.get(CURVE)!;
+        assert.deepEqual(
+          { as_of: run.snapshot!.as_of, points: run.snapshot!.points },
+          { as_of: snapshot.as_of, points: snapshot.points },
+          label,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("with fewer dates kept than a backfill has, the same points are stale_as_of in any batching and the rest is exact", () => {
+  const points = backfill(41, 40);
+  for (const keepAsOfs of [1, 8]) {
+    let reference: BatchedRun | undefined;
+    for (const [name, sizes] of Object.entries(batchings(points.length, 11))) {
+      for (const restoreAt of [undefined, 2]) {
+        const label = `keep ${keepAsOfs}, ${name}${restoreAt === undefined ? "" : ", redo"}`;
+        const run = runBatched(
+          points,
+          sizes,
+          restoreAt === undefined ? { keepAsOfs } : { keepAsOfs, restoreAt },
+        );
+        reference ??= run;
+        assertSameResults(reference, run, label);
+        assert.ok(run.stale.length > 0, label);
+        // Nothing is dropped silently: each point is in a row's history or stale_as_of. Each
+        // row is the winner of the points that were not stale.
+        const stale = new Set(run.stale);
+        const accepted = points.filter((_, i) => !stale.has(i));
+        const expected = expectedCurves(accepted);
+        assert.deepEqual([...run.rows.keys()].sort(), [...expected.rows.keys()].sort(), label);
+        for (const [key, row] of expected.rows) {
+          const { version: _, ...got } = run.rows.get(key)!;
+          assert.deepEqual(got, row, `${label}: ${key}`);
+        }
+        // The newest date is always kept: the snapshot is the one of every point.
+        const snapshot = expectedCurves(points).snapshots.get(CURVE)!;
+        assert.deepEqual(
+          { as_of: run.snapshot!.as_of, points: run.snapshot!.points },
+          { as_of: snapshot.as_of, points: snapshot.points },
+          label,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("a curve context persisted by the former 32-date version keeps working and never writes over dates it may have dropped", () => {
+  const actor = start();
+  const fresh = actor.getPersistedSnapshot() as unknown as { context: Record<string, unknown> };
+  actor.stop();
+  const asOfs: Record<string, Record<string, unknown>> = {};
+  for (let n = 10; n < 42; n++) {
+    asOfs[day(n)] = {
+      "2027-06": { price: n, event_time_ms: T0 + n, event_id: `o${n}`, version: n - 9 },
+    };
+  }
+  const legacy = JSON.parse(JSON.stringify(fresh));
+  legacy.value = "tracking";
+  legacy.context = {
+    curveId: CURVE,
+    versionBase: 0,
+    changes: 32,
+    asOf: day(41),
+    asOfs,
+    keepAsOfs: 32,
+    changedPoints: [`${day(41)}|2027-06`],
+    snapshotChanged: false,
+    applied: 40,
+    evicted: 3,
+  };
+  const restored = createActor(curveMachine, { snapshot: legacy, input: { curveId: CURVE } })
+    .start();
+  send(restored, [
+    point("old", day(9), "2027-06", 1, T0 + 1e9), // before every kept date: it may have been dropped
+    point("kept", day(10), "2027-06", 2, T0 + 1e9),
+  ]);
+  const ctx = restored.getSnapshot().context;
+  assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "stale_as_of"]]);
+  assert.equal(ctx.keepAsOfs, DEFAULT_KEEP_AS_OFS);
+  const rows = takeCurveChanges(ctx).rows.map((r) => [r.as_of, r.price, r.version]);
+  assert.deepEqual(rows, [[day(41), 41, 32], [day(10), 2, 33]]);
+  restored.stop();
+});
+
+Deno.test("the curve adapter reports stale_as_of points by batch index and writes only the others", () => {
+  const adapter = curveAdapter();
+  const actor = adapter.spawn(CURVE);
+  const keyed = (offset: number, p: NormalizedCurvePoint): KeyedEvent<NormalizedCurvePoint> => ({
+    offset,
+    appendTimeMs: 0,
+    clock: UNDEFINED_CLOCK,
+    value: p,
+  });
+  const history = Array.from(
+    { length: DEFAULT_KEEP_AS_OFS + 1 },
+    (_, n) => keyed(n, point(`h${n}`, day(n), "2027-06", n, T0 + n)),
+  );
+  assert.deepEqual(adapter.apply(actor, history), []);
+  const rows = adapter.collect(actor, CURVE).curveRows;
+  // Day 0 left memory when day 400 came, in this same batch: its row is still written.
+  assert.equal(rows.length, DEFAULT_KEEP_AS_OFS + 1);
+  assert.deepEqual(rows[0], {
+    curve_id: CURVE,
+    as_of: day(0),
+    tenor: "2027-06",
+    price: 0,
+    version: 1,
+    event_time: Math.floor(T0 / 1000),
+    event_time_ms: T0,
+    event_id: "h0",
+  });
+  const late = [
+    keyed(500, point("p", day(0), "2027-06", 99, T0 + 1e9)), // no longer kept
+    keyed(501, point("q", day(2), "2027-06", 98, T0 + 1e9)), // kept: wins
+  ];
+  const rejected = adapter.apply(actor, late);
+  assert.deepEqual(rejected.map((r) => [r.index, r.reason]), [[0, "stale_as_of"]]);
+  const out = adapter.collect(actor, CURVE);
+  assert.deepEqual(out.curveRows.map((r) => [r.as_of, r.price, r.version]), [
+    [day(2), 98, DEFAULT_KEEP_AS_OFS + 2],
+  ]);
+  assert.deepEqual(out.projections, []); // an older as_of: ClickHouse only
+  assert.equal(adapter.maxVersion(actor), DEFAULT_KEEP_AS_OFS + 2);
   actor.stop();
 });

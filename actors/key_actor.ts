@@ -4,7 +4,13 @@
  * snapshots. Only this object changes its machine's state (single writer per key).
  */
 import type { AnyActorRef } from "xstate";
-import type { ActorKind, ActorOutputs, KeyedEvent, KindAdapter } from "./actor_kinds.ts";
+import type {
+  ActorKind,
+  ActorOutputs,
+  ActorRejectionReason,
+  KeyedEvent,
+  KindAdapter,
+} from "./actor_kinds.ts";
 import type { EventClock } from "./event_clock.ts";
 
 /** What is stored per key: the XState persisted snapshot and the offset it includes. */
@@ -20,7 +26,7 @@ export interface PersistedActor {
   saved_at_ms: number;
 }
 
-export type Rejected<T> = { event: KeyedEvent<T>; reason: "late_event"; message: string };
+export type Rejected<T> = { event: KeyedEvent<T>; reason: ActorRejectionReason; message: string };
 
 export class KeyActor<T> {
   readonly key: string;

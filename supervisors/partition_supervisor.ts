@@ -14,7 +14,12 @@ import {
   emptyClockState,
   type EventClock,
 } from "../actors/event_clock.ts";
-import { ActorCrashedError, KeyActor, type PersistedActor } from "../actors/key_actor.ts";
+import {
+  ActorCrashedError,
+  KeyActor,
+  type PersistedActor,
+  type Rejected,
+} from "../actors/key_actor.ts";
 import { buildDlqRecord, type DlqRecord } from "../messages/dlq_record.ts";
 import { decodeJson } from "../messages/decode.ts";
 import type {
@@ -444,12 +449,12 @@ export class PartitionSupervisor<T> {
   }
 
   #reportRejections(
-    rejected: { event: KeyedEvent<T>; reason: "late_event"; message: string }[],
+    rejected: Rejected<T>[],
     raw: Map<number, KafkaMessage>,
     now: number,
   ): void {
     for (const r of rejected) {
-      metrics.lateEvents.inc();
+      if (r.reason === "late_event") metrics.lateEvents.inc();
       const m = raw.get(r.event.offset);
       if (m) this.#toDlq(m, r.reason, r.message, now);
     }
