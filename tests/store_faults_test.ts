@@ -30,10 +30,16 @@ function sparePorts(n: number): number[] {
   return ports;
 }
 
-/** A Redis of the test's own, without persistence (as the local stack runs it). */
-async function startRedis(port: number): Promise<Deno.ChildProcess> {
+/**
+ * A Redis of the test's own: without persistence (as the local stack runs it), or with an
+ * append-only file in `aofDir` (as docker-compose runs it).
+ */
+async function startRedis(port: number, aofDir?: string): Promise<Deno.ChildProcess> {
+  const persistence = aofDir === undefined
+    ? ["--appendonly", "no"]
+    : ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", aofDir];
   const child = new Deno.Command("redis-server", {
-    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -97,75 +103,84 @@ async function readyParts(node: NodeProcess): Promise<{ status: number; failing:
   return { status: res.status, failing: body.failing ?? [] };
 }
 
-Deno.test({
-  name:
-    "Redis killed mid-stream and started empty: the node stays up, /ready says redis, results exact",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const [port] = sparePorts(1) as [number];
-    let redis = await startRedis(port);
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
-      DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0`,
-      DATA_PROC_BAR_WINDOWS: "1m,1h",
-      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
-    });
-    await createTopics(env);
-    const input = generateTicks({
-      seed: 31,
-      instruments: 200,
-      count: 30_000,
-      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
-      spreadMs: 2 * 3_600_000,
-      outOfOrderRatio: 0.03,
-      duplicateRatio: 0.02,
-      maxDelayMs: 20_000,
-    });
-    const expected = expectedInstruments(input, {
-      windows: WINDOWS,
-      allowedLatenessMs: 5000,
-      watermarksAt: watermarksAt(0, 15_000, 30_000),
-    });
-    const node = await spawnNode(env.env);
-    let exited = false;
-    void node.exited.then(() => (exited = true));
-    try {
-      await waitReady(node);
-      await produceTicks(env, input.slice(0, 15_000));
-      await pollUntil("first half committed and stored", async () => {
-        const r = await fetch(`${node.url}/partitions`);
-        const body = await r.json();
-        const ticks = body.partitions.filter((p: { topic: string }) =>
-          p.topic.endsWith("normalized.market.ticks.v1")
-        );
-        return ticks.length > 0 && ticks.every((p: { lag: number | null }) => p.lag === 0)
-          ? true
-          : undefined;
-      });
+for (const aof of [false, true]) {
+  Deno.test({
+    name: aof
+      ? "Redis killed mid-stream and restarted from its AOF: the node stays up, results exact"
+      : "Redis killed mid-stream and started empty: the node stays up, /ready says redis, results exact",
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () => redisOutage(aof),
+  });
+}
 
-      await stopRedis(redis);
-      await pollUntil("/ready names redis", async () => {
-        const ready = await readyParts(node);
-        return ready.status === 503 && ready.failing.includes("redis") ? true : undefined;
-      });
-      // Events keep arriving during the outage.
-      await produceTicks(env, input.slice(15_000));
-      redis = await startRedis(port); // empty: snapshots, fences and offsets are gone
+async function redisOutage(aof: boolean): Promise<void> {
+  const [port] = sparePorts(1) as [number];
+  const aofDir = aof ? await Deno.makeTempDir({ prefix: "dp-redis-" }) : undefined;
+  let redis = await startRedis(port, aofDir);
+  const env = await freshEnv({
+    DATA_PROC_NORMALIZER_ENABLED: "false",
+    DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0`,
+    DATA_PROC_BAR_WINDOWS: "1m,1h",
+    DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
+  });
+  await createTopics(env);
+  const input = generateTicks({
+    seed: 31,
+    instruments: 200,
+    count: 30_000,
+    startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+    spreadMs: 2 * 3_600_000,
+    outOfOrderRatio: 0.03,
+    duplicateRatio: 0.02,
+    maxDelayMs: 20_000,
+  });
+  const expected = expectedInstruments(input, {
+    windows: WINDOWS,
+    allowedLatenessMs: 5000,
+    watermarksAt: watermarksAt(0, 15_000, 30_000),
+  });
+  const node = await spawnNode(env.env);
+  let exited = false;
+  void node.exited.then(() => (exited = true));
+  try {
+    await waitReady(node);
+    await produceTicks(env, input.slice(0, 15_000));
+    await pollUntil("first half committed and stored", async () => {
+      const r = await fetch(`${node.url}/partitions`);
+      const body = await r.json();
+      const ticks = body.partitions.filter((p: { topic: string }) =>
+        p.topic.endsWith("normalized.market.ticks.v1")
+      );
+      return ticks.length > 0 && ticks.every((p: { lag: number | null }) => p.lag === 0)
+        ? true
+        : undefined;
+    });
 
-      await waitExact(env, expected, node);
-      assert.equal(await conflictingVersions(env), 0);
-      await pollUntil("/ready 200 again", async () => {
-        return (await readyParts(node)).status === 200 ? true : undefined;
-      });
-      assert.equal(exited, false, "the node must stay up");
-    } finally {
-      await node.kill("SIGKILL");
-      await stopRedis(redis);
-      await env.cleanup();
-    }
-  },
-});
+    await stopRedis(redis);
+    await pollUntil("/ready names redis", async () => {
+      const ready = await readyParts(node);
+      return ready.status === 503 && ready.failing.includes("redis") ? true : undefined;
+    });
+    // Events keep arriving during the outage.
+    await produceTicks(env, input.slice(15_000));
+    // Without AOF it comes back empty: snapshots, fences and stored offsets are gone. With
+    // it, it comes back as of its last fsync: possibly a second behind what was written.
+    redis = await startRedis(port, aofDir);
+
+    await waitExact(env, expected, node);
+    assert.equal(await conflictingVersions(env), 0);
+    await pollUntil("/ready 200 again", async () => {
+      return (await readyParts(node)).status === 200 ? true : undefined;
+    });
+    assert.equal(exited, false, "the node must stay up");
+  } finally {
+    await node.kill("SIGKILL");
+    await stopRedis(redis);
+    await env.cleanup();
+    if (aofDir) await Deno.remove(aofDir, { recursive: true });
+  }
+}
 
 Deno.test({
   name:
