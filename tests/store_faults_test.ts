@@ -97,6 +97,33 @@ async function startClickHouse(
   return child;
 }
 
+const KAFKA_SCRIPT = new URL("../deploy/local/kafka.sh", import.meta.url).pathname;
+
+/** A Kafka broker of the test's own (deploy/local/kafka.sh in the foreground), on spare ports. */
+async function startKafka(ports: number[], dir: string): Promise<Deno.ChildProcess> {
+  const [port, controller] = ports as [number, number];
+  const child = new Deno.Command("bash", {
+    args: [KAFKA_SCRIPT],
+    env: {
+      KAFKA_PORT: String(port),
+      KAFKA_CONTROLLER_PORT: String(controller),
+      KAFKA_DATA_DIR: dir,
+      KAFKA_EXEC: "1",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await pollUntil("test kafka listens", async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return true;
+    } catch {
+      return undefined;
+    }
+  }, { timeoutMs: 120_000, intervalMs: 250 });
+  return child;
+}
+
 async function readyParts(node: NodeProcess): Promise<{ status: number; failing: string[] }> {
   const res = await fetch(`${node.url}/ready`);
   const body = await res.json();
@@ -258,6 +285,79 @@ Deno.test({
       await env.cleanup();
       clickhouse.kill("SIGKILL");
       await clickhouse.status;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the Kafka broker restarted mid-stream: the node stays up and the results are exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ports = sparePorts(2);
+    const dir = await Deno.makeTempDir({ prefix: "dp-kafka-" });
+    let kafka = await startKafka(ports, dir);
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_KAFKA_BOOTSTRAP: `127.0.0.1:${ports[0]}`,
+      DATA_PROC_BAR_WINDOWS: "1m,1h",
+      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
+    });
+    await createTopics(env);
+    const input = generateTicks({
+      seed: 33,
+      instruments: 200,
+      count: 30_000,
+      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+      spreadMs: 2 * 3_600_000,
+      outOfOrderRatio: 0.03,
+      duplicateRatio: 0.02,
+      maxDelayMs: 20_000,
+    });
+    const firstHalf = { windows: WINDOWS, allowedLatenessMs: 5000 };
+    const node = await spawnNode(env.env);
+    let exited = false;
+    void node.exited.then(() => (exited = true));
+    try {
+      await waitReady(node);
+      await produceTicks(env, input.slice(0, 15_000));
+      await waitExact(
+        env,
+        expectedInstruments(input.slice(0, 15_000), {
+          ...firstHalf,
+          watermarksAt: watermarksAt(0, 15_000),
+        }),
+        node,
+      );
+
+      kafka.kill("SIGKILL");
+      await kafka.status;
+      await pollUntil("/ready names kafka", async () => {
+        const ready = await readyParts(node);
+        return ready.status === 503 && ready.failing.includes("kafka") ? true : undefined;
+      });
+      kafka = await startKafka(ports, dir);
+      await produceTicks(env, input.slice(15_000));
+
+      await waitExact(
+        env,
+        expectedInstruments(input, {
+          ...firstHalf,
+          watermarksAt: watermarksAt(0, 15_000, 30_000),
+        }),
+        node,
+      );
+      assert.equal(await conflictingVersions(env), 0);
+      await pollUntil("/ready 200 again", async () => {
+        return (await readyParts(node)).status === 200 ? true : undefined;
+      }, { timeoutMs: 60_000 });
+      assert.equal(exited, false, "the node must stay up");
+    } finally {
+      await node.kill("SIGKILL");
+      await env.cleanup();
+      kafka.kill("SIGKILL");
+      await kafka.status;
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Maven Central jars) and starts a single-node KRaft Kafka broker on
-# 127.0.0.1:${KAFKA_PORT:-9092}, unless one already answers there.
+# 127.0.0.1:${KAFKA_PORT:-9092}, unless one already answers there. KAFKA_DATA_DIR sets its
+# data folder; KAFKA_EXEC=1 runs it in the foreground (exec), for a test that owns a broker.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
@@ -8,7 +9,7 @@ KAFKA_VERSION=4.1.1
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 LIBS="$STATE_DIR/kafka-$KAFKA_VERSION/libs"
-DATA="$STATE_DIR/kafka-$KAFKA_VERSION-data-$KAFKA_PORT"
+DATA="${KAFKA_DATA_DIR:-$STATE_DIR/kafka-$KAFKA_VERSION-data-$KAFKA_PORT}"
 
 if port_open 127.0.0.1 "$KAFKA_PORT"; then
   log "kafka already listening on $KAFKA_PORT"
@@ -66,5 +67,8 @@ if [[ ! -f "$DATA/logs/meta.properties" ]]; then
 fi
 
 log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+if [[ ${KAFKA_EXEC:-0} == 1 ]]; then
+  exec java -cp "$LIBS/*" "${java_opts[@]}" kafka.Kafka "$props"
+fi
 start_daemon kafka "$DATA/kafka.log" java -cp "$LIBS/*" "${java_opts[@]}" kafka.Kafka "$props"
 wait_until "kafka" 90 port_open 127.0.0.1 "$KAFKA_PORT"
