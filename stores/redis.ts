@@ -7,6 +7,9 @@ export function createRedis(url: string, options: { lazy?: boolean } = {}): Redi
   return new Redis(url, {
     lazyConnect: options.lazy ?? false,
     maxRetriesPerRequest: 2,
+    // A Redis that stalls (no answer, no refusal) fails commands instead of holding flushes,
+    // claims and HTTP answers forever.
+    commandTimeout: 10_000,
     enableOfflineQueue: true,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });

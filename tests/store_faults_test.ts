@@ -15,7 +15,8 @@ import {
   watermarksAt,
 } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
-import { freshEnv, pollUntil } from "./support.ts";
+import { createKafka, topicNames } from "../stores/kafka.ts";
+import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
 const WINDOWS = [{ name: "1m", ms: 60_000 }, { name: "1h", ms: 3_600_000 }];
 
@@ -122,6 +123,40 @@ async function startKafka(ports: number[], dir: string): Promise<Deno.ChildProce
     }
   }, { timeoutMs: 120_000, intervalMs: 250 });
   return child;
+}
+
+interface TickPartition {
+  topic: string;
+  partition: number;
+  processed_offset: number;
+  lag: number | null;
+}
+
+async function tickPartitions(node: NodeProcess): Promise<TickPartition[]> {
+  const body = await (await fetch(`${node.url}/partitions`)).json();
+  return (body.partitions as TickPartition[]).filter((p) =>
+    p.topic.endsWith("normalized.market.ticks.v1")
+  );
+}
+
+/** True when the actor group's committed offsets reach the end of every ticks partition. */
+async function committedToEnd(env: TestEnv): Promise<boolean> {
+  const admin = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`).admin();
+  await admin.connect();
+  try {
+    const topic = topicNames(env.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({
+      groupId: `${env.config.DATA_PROC_GROUP_ID}.actors`,
+      topics: [topic],
+    });
+    return ends.every((e) =>
+      Number(committed?.partitions.find((c) => c.partition === e.partition)?.offset ?? -1) ===
+        Number(e.high)
+    );
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 async function readyParts(node: NodeProcess): Promise<{ status: number; failing: string[] }> {
@@ -359,6 +394,91 @@ Deno.test({
       kafka.kill("SIGKILL");
       await kafka.status;
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a rebalance while Redis stalls mid-flush: every partition keeps committing and is covered",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const [port] = sparePorts(1) as [number];
+    const redis = await startRedis(port);
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0`,
+      DATA_PROC_NORMALIZED_PARTITIONS: "6",
+      DATA_PROC_BAR_WINDOWS: "1m,1h",
+      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
+    });
+    await createTopics(env);
+    const input = generateTicks({
+      seed: 34,
+      instruments: 300,
+      count: 40_000,
+      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+      spreadMs: 2 * 3_600_000,
+      outOfOrderRatio: 0.03,
+      duplicateRatio: 0.02,
+      maxDelayMs: 20_000,
+    });
+    const nodes: NodeProcess[] = [];
+    try {
+      const a = await spawnNode(env.env);
+      nodes.push(a);
+      const b = await spawnNode(env.env);
+      nodes.push(b);
+      await waitReady(a);
+      await waitReady(b);
+      await pollUntil("both nodes own partitions", async () => {
+        const counts = [(await tickPartitions(a)).length, (await tickPartitions(b)).length];
+        return counts[0]! > 0 && counts[1]! > 0 ? true : undefined;
+      });
+      await produceTicks(env, input.slice(0, 20_000));
+      await waitExact(
+        env,
+        expectedInstruments(input.slice(0, 20_000), {
+          windows: WINDOWS,
+          allowedLatenessMs: 5000,
+          watermarksAt: watermarksAt(0, 20_000),
+        }),
+        a,
+      );
+
+      // Redis stalls (no answer, no refusal) with work to flush; b dies, so the group
+      // rebalances and a takes every partition while its flush hangs on the stall.
+      redis.kill("SIGSTOP");
+      await produceTicks(env, input.slice(20_000, 30_000));
+      await b.kill("SIGKILL");
+      await pollUntil("a assigned every partition", async () => {
+        const joins = a.log().split("\n").filter((l) => l.includes('"msg":"partitions assigned"'));
+        return joins.at(-1)?.includes("[0,1,2,3,4,5]") ? true : undefined;
+      }, { timeoutMs: 60_000 });
+      redis.kill("SIGCONT");
+      await produceTicks(env, input.slice(30_000));
+
+      await waitExact(
+        env,
+        expectedInstruments(input, {
+          windows: WINDOWS,
+          allowedLatenessMs: 5000,
+          watermarksAt: watermarksAt(0, 20_000, 30_000, 40_000),
+        }),
+        a,
+      );
+      assert.equal(await conflictingVersions(env), 0);
+      await pollUntil("every partition owned by a, applied and committed", async () => {
+        const owned = await tickPartitions(a);
+        return owned.length === 6 && owned.every((p) => p.lag === 0) && await committedToEnd(env)
+          ? true
+          : undefined;
+      }, { timeoutMs: 60_000 });
+    } finally {
+      for (const n of nodes) await n.kill("SIGKILL");
+      redis.kill("SIGCONT");
+      await stopRedis(redis);
+      await env.cleanup();
     }
   },
 });
