@@ -5,6 +5,7 @@
  * that comes back empty means rebuilding from the earliest record).
  */
 import assert from "node:assert/strict";
+import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import {
@@ -159,6 +160,29 @@ async function committedToEnd(env: TestEnv): Promise<boolean> {
   }
 }
 
+/** The fault tests' input: 2 h of ticks, 3% out of order up to 20 s, 2% redelivered. */
+function faultTicks(seed: number, instruments: number, count: number): NormalizedTick[] {
+  return generateTicks({
+    seed,
+    instruments,
+    count,
+    startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
+    spreadMs: 2 * 3_600_000,
+    outOfOrderRatio: 0.03,
+    duplicateRatio: 0.02,
+    maxDelayMs: 20_000,
+  });
+}
+
+/** The oracle for `ticks` produced by `produceTicks` calls starting at `bounds` (then the end). */
+function expectedAfter(ticks: readonly NormalizedTick[], ...bounds: number[]) {
+  return expectedInstruments(ticks, {
+    windows: WINDOWS,
+    allowedLatenessMs: 5000,
+    watermarksAt: watermarksAt(...bounds),
+  });
+}
+
 async function readyParts(node: NodeProcess): Promise<{ status: number; failing: string[] }> {
   const res = await fetch(`${node.url}/ready`);
   const body = await res.json();
@@ -187,21 +211,8 @@ async function redisOutage(aof: boolean): Promise<void> {
     DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
   });
   await createTopics(env);
-  const input = generateTicks({
-    seed: 31,
-    instruments: 200,
-    count: 30_000,
-    startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
-    spreadMs: 2 * 3_600_000,
-    outOfOrderRatio: 0.03,
-    duplicateRatio: 0.02,
-    maxDelayMs: 20_000,
-  });
-  const expected = expectedInstruments(input, {
-    windows: WINDOWS,
-    allowedLatenessMs: 5000,
-    watermarksAt: watermarksAt(0, 15_000, 30_000),
-  });
+  const input = faultTicks(31, 200, 30_000);
+  const expected = expectedAfter(input, 0, 15_000, 30_000);
   const node = await spawnNode(env.env);
   let exited = false;
   void node.exited.then(() => (exited = true));
@@ -261,21 +272,8 @@ Deno.test({
       DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
     await createTopics(env);
-    const input = generateTicks({
-      seed: 32,
-      instruments: 200,
-      count: 30_000,
-      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
-      spreadMs: 2 * 3_600_000,
-      outOfOrderRatio: 0.03,
-      duplicateRatio: 0.02,
-      maxDelayMs: 20_000,
-    });
-    const expected = expectedInstruments(input, {
-      windows: WINDOWS,
-      allowedLatenessMs: 5000,
-      watermarksAt: watermarksAt(0, 15_000, 30_000),
-    });
+    const input = faultTicks(32, 200, 30_000);
+    const expected = expectedAfter(input, 0, 15_000, 30_000);
     const node = await spawnNode(env.env);
     let exited = false;
     void node.exited.then(() => (exited = true));
@@ -284,11 +282,7 @@ Deno.test({
       await produceTicks(env, input.slice(0, 15_000));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 15_000), {
-          windows: WINDOWS,
-          allowedLatenessMs: 5000,
-          watermarksAt: watermarksAt(0, 15_000),
-        }),
+        expectedAfter(input.slice(0, 15_000), 0, 15_000),
         node,
       );
 
@@ -340,17 +334,7 @@ Deno.test({
       DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
     await createTopics(env);
-    const input = generateTicks({
-      seed: 33,
-      instruments: 200,
-      count: 30_000,
-      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
-      spreadMs: 2 * 3_600_000,
-      outOfOrderRatio: 0.03,
-      duplicateRatio: 0.02,
-      maxDelayMs: 20_000,
-    });
-    const firstHalf = { windows: WINDOWS, allowedLatenessMs: 5000 };
+    const input = faultTicks(33, 200, 30_000);
     const node = await spawnNode(env.env);
     let exited = false;
     void node.exited.then(() => (exited = true));
@@ -359,10 +343,7 @@ Deno.test({
       await produceTicks(env, input.slice(0, 15_000));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 15_000), {
-          ...firstHalf,
-          watermarksAt: watermarksAt(0, 15_000),
-        }),
+        expectedAfter(input.slice(0, 15_000), 0, 15_000),
         node,
       );
 
@@ -377,10 +358,7 @@ Deno.test({
 
       await waitExact(
         env,
-        expectedInstruments(input, {
-          ...firstHalf,
-          watermarksAt: watermarksAt(0, 15_000, 30_000),
-        }),
+        expectedAfter(input, 0, 15_000, 30_000),
         node,
       );
       assert.equal(await conflictingVersions(env), 0);
@@ -413,16 +391,7 @@ Deno.test({
       DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
     await createTopics(env);
-    const input = generateTicks({
-      seed: 34,
-      instruments: 300,
-      count: 40_000,
-      startMs: Date.UTC(2026, 10, 20, 9, 0, 0),
-      spreadMs: 2 * 3_600_000,
-      outOfOrderRatio: 0.03,
-      duplicateRatio: 0.02,
-      maxDelayMs: 20_000,
-    });
+    const input = faultTicks(34, 300, 40_000);
     const nodes: NodeProcess[] = [];
     try {
       const a = await spawnNode(env.env);
@@ -438,11 +407,7 @@ Deno.test({
       await produceTicks(env, input.slice(0, 20_000));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 20_000), {
-          windows: WINDOWS,
-          allowedLatenessMs: 5000,
-          watermarksAt: watermarksAt(0, 20_000),
-        }),
+        expectedAfter(input.slice(0, 20_000), 0, 20_000),
         a,
       );
 
@@ -451,20 +416,16 @@ Deno.test({
       redis.kill("SIGSTOP");
       await produceTicks(env, input.slice(20_000, 30_000));
       await b.kill("SIGKILL");
-      await pollUntil("a assigned every partition", async () => {
+      await pollUntil("a assigned every partition", () => {
         const joins = a.log().split("\n").filter((l) => l.includes('"msg":"partitions assigned"'));
-        return joins.at(-1)?.includes("[0,1,2,3,4,5]") ? true : undefined;
+        return Promise.resolve(joins.at(-1)?.includes("[0,1,2,3,4,5]") ? true : undefined);
       }, { timeoutMs: 60_000 });
       redis.kill("SIGCONT");
       await produceTicks(env, input.slice(30_000));
 
       await waitExact(
         env,
-        expectedInstruments(input, {
-          windows: WINDOWS,
-          allowedLatenessMs: 5000,
-          watermarksAt: watermarksAt(0, 20_000, 30_000, 40_000),
-        }),
+        expectedAfter(input, 0, 20_000, 30_000, 40_000),
         a,
       );
       assert.equal(await conflictingVersions(env), 0);

@@ -18,6 +18,7 @@ import {
   type SampleOptions,
   sampleReferenceData,
 } from "./bronze_samples.ts";
+import { sleep } from "../supervisors/sleep.ts";
 
 const HELP = `Usage: deno task generate [options]
 
@@ -232,18 +233,6 @@ async function produceSamples(
   summary.interrupted = signal.aborted;
   summary.elapsed_ms = Date.now() - started;
   return summary;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 async function main(argv: string[]): Promise<number> {
