@@ -12,19 +12,9 @@ import type {
   KindAdapter,
 } from "./actor_kinds.ts";
 import type { EventClock } from "./event_clock.ts";
+import type { PersistedActor } from "../messages/persisted_actor.ts";
 
-/** What is stored per key: the XState persisted snapshot and the offset it includes. */
-export interface PersistedActor {
-  kind: ActorKind;
-  key: string;
-  partition: number;
-  /** Last partition offset applied to this key (-1: none). */
-  offset: number;
-  machine: unknown;
-  history: Record<string, unknown>[];
-  restarts: number;
-  saved_at_ms: number;
-}
+export type { PersistedActor };
 
 export type Rejected<T> = { event: KeyedEvent<T>; reason: ActorRejectionReason; message: string };
 

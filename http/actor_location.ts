@@ -4,7 +4,7 @@
  * actor or the snapshot; the owner from this node's assignment or the node registry.
  */
 import type { ActorKind } from "../actors/actor_kinds.ts";
-import type { PersistedActor } from "../actors/key_actor.ts";
+import type { PersistedActor } from "../messages/persisted_actor.ts";
 import type { Config } from "../config/config.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { topicNames } from "../stores/kafka.ts";

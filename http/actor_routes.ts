@@ -12,7 +12,7 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { ACTOR_KINDS, type ActorKind } from "../actors/actor_kinds.ts";
-import type { PersistedActor } from "../actors/key_actor.ts";
+import type { PersistedActor } from "../messages/persisted_actor.ts";
 import { withSpan } from "../observability/tracing.ts";
 import type { ActorConsumer } from "../supervisors/actor_consumer.ts";
 import { adminIdentity, parseRequestedBy } from "./admin_auth.ts";

@@ -4,7 +4,7 @@
  */
 import type { Redis } from "./redis.ts";
 import type { RedisKeys } from "./redis_keys.ts";
-import type { PersistedActor } from "../actors/key_actor.ts";
+import type { PersistedActor } from "../messages/persisted_actor.ts";
 import { ClockCheckpoint, PersistedPartition } from "../messages/partition_state.ts";
 
 /** Clock checkpoints kept per partition: a week at one a minute. */

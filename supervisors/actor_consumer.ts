@@ -658,14 +658,7 @@ export class ActorConsumer {
    * everything, then leave the group so the partitions move at once.
    */
   async stop(): Promise<void> {
-    const assigned = this.#assignment;
-    const byTopic = new Map<string, number[]>();
-    for (const a of assigned) byTopic.set(a.topic, [...(byTopic.get(a.topic) ?? []), a.partition]);
-    try {
-      this.#consumer.pause([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
-    } catch {
-      // not running: nothing to pause
-    }
+    this.#pause();
     await Promise.all(this.partitions.map((p) => p.idle()));
     this.#abort.abort();
     await this.#flushLoop;
