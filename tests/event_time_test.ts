@@ -178,14 +178,21 @@ async function tickPartitions(node: NodeProcess): Promise<PartitionsBody["partit
   return body.partitions.filter((p) => p.topic.endsWith("normalized.market.ticks.v1"));
 }
 
-function eventTimeEnv(overrides: Record<string, string> = {}) {
-  return freshEnv({
+/** A fresh environment with its topics (3 partitions each) and `instruments` mapped. */
+async function eventTimeEnv(
+  instruments: number,
+  overrides: Record<string, string>,
+): Promise<TestEnv> {
+  const env = await freshEnv({
     DATA_PROC_NORMALIZED_PARTITIONS: "3",
     DATA_PROC_ALLOWED_LATENESS_MS: String(LATENESS_MS),
     DATA_PROC_WATERMARK_INTERVAL_MS: "200",
     DATA_PROC_BAR_WINDOWS: "1m,1h",
     ...overrides,
   });
+  await createTopics(env);
+  await seedInstruments(env, instruments);
+  return env;
 }
 
 /** 40k ticks; partition 0 twice as dense, so a time sits at different offsets in each. */
@@ -222,9 +229,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await eventTimeEnv({ DATA_PROC_IDLE_CLOSE_MS: "3000" });
-    await createTopics(env);
-    await seedInstruments(env, 200);
+    const env = await eventTimeEnv(200, { DATA_PROC_IDLE_CLOSE_MS: "3000" });
     const input = backlog(200);
     const expected = expectedOf(input);
     await produceBronze(env, input);
@@ -252,9 +257,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await eventTimeEnv({ DATA_PROC_IDLE_CLOSE_MS: "3000" });
-    await createTopics(env);
-    await seedInstruments(env, 200);
+    const env = await eventTimeEnv(200, { DATA_PROC_IDLE_CLOSE_MS: "3000" });
     const input = backlog(200);
     const expected = expectedOf(input);
     await produceBronze(env, input);
@@ -289,9 +292,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     // Long idle time: the held-back partition must not count as idle during the test.
-    const env = await eventTimeEnv({ DATA_PROC_IDLE_CLOSE_MS: "600000" });
-    await createTopics(env);
-    await seedInstruments(env, 50);
+    const env = await eventTimeEnv(50, { DATA_PROC_IDLE_CLOSE_MS: "600000" });
     const fast = [
       ...partitionTicks({
         partition: 0,
@@ -374,9 +375,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await eventTimeEnv({ DATA_PROC_IDLE_CLOSE_MS: "20000" });
-    await createTopics(env);
-    await seedInstruments(env, 30);
+    const env = await eventTimeEnv(30, { DATA_PROC_IDLE_CLOSE_MS: "20000" });
     const input = [0, 1, 2].flatMap((p) =>
       partitionTicks({
         partition: p,

@@ -160,6 +160,21 @@ async function committedToEnd(env: TestEnv): Promise<boolean> {
   }
 }
 
+/**
+ * A fresh environment with its topics, the actor stage only, snapshots (and so the stored
+ * resume offsets) every 500 ms; `stores` points the node at the test's own services.
+ */
+async function faultEnv(stores: Record<string, string>): Promise<TestEnv> {
+  const env = await freshEnv({
+    DATA_PROC_NORMALIZER_ENABLED: "false",
+    DATA_PROC_BAR_WINDOWS: "1m,1h",
+    DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
+    ...stores,
+  });
+  await createTopics(env);
+  return env;
+}
+
 /** The fault tests' input: 2 h of ticks, 3% out of order up to 20 s, 2% redelivered. */
 function faultTicks(seed: number, instruments: number, count: number): NormalizedTick[] {
   return generateTicks({
@@ -204,13 +219,9 @@ async function redisOutage(aof: boolean): Promise<void> {
   const [port] = sparePorts(1) as [number];
   const aofDir = aof ? await Deno.makeTempDir({ prefix: "dp-redis-" }) : undefined;
   let redis = await startRedis(port, aofDir);
-  const env = await freshEnv({
-    DATA_PROC_NORMALIZER_ENABLED: "false",
+  const env = await faultEnv({
     DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0`,
-    DATA_PROC_BAR_WINDOWS: "1m,1h",
-    DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
   });
-  await createTopics(env);
   const input = faultTicks(31, 200, 30_000);
   const expected = expectedAfter(input, 0, 15_000, 30_000);
   const node = await spawnNode(env.env);
@@ -265,13 +276,9 @@ Deno.test({
     const http = ports[0]!;
     const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
     let clickhouse = await startClickHouse(ports, dir);
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
+    const env = await faultEnv({
       DATA_PROC_CLICKHOUSE_URL: `http://127.0.0.1:${http}`,
-      DATA_PROC_BAR_WINDOWS: "1m,1h",
-      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
-    await createTopics(env);
     const input = faultTicks(32, 200, 30_000);
     const expected = expectedAfter(input, 0, 15_000, 30_000);
     const node = await spawnNode(env.env);
@@ -327,13 +334,9 @@ Deno.test({
     const ports = sparePorts(2);
     const dir = await Deno.makeTempDir({ prefix: "dp-kafka-" });
     let kafka = await startKafka(ports, dir);
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
+    const env = await faultEnv({
       DATA_PROC_KAFKA_BOOTSTRAP: `127.0.0.1:${ports[0]}`,
-      DATA_PROC_BAR_WINDOWS: "1m,1h",
-      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
-    await createTopics(env);
     const input = faultTicks(33, 200, 30_000);
     const node = await spawnNode(env.env);
     let exited = false;
@@ -383,14 +386,10 @@ Deno.test({
   fn: async () => {
     const [port] = sparePorts(1) as [number];
     const redis = await startRedis(port);
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
+    const env = await faultEnv({
       DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0`,
       DATA_PROC_NORMALIZED_PARTITIONS: "6",
-      DATA_PROC_BAR_WINDOWS: "1m,1h",
-      DATA_PROC_SNAPSHOT_INTERVAL_MS: "500",
     });
-    await createTopics(env);
     const input = faultTicks(34, 300, 40_000);
     const nodes: NodeProcess[] = [];
     try {
