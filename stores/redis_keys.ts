@@ -25,6 +25,8 @@ export function redisKeys(prefix: string, groupId: string) {
     node: (nodeId: string) => `${prefix}node:${groupId}:${nodeId}`,
     nodePattern: () => `${prefix}node:${groupId}:*`,
     replayJob: (id: string) => `${prefix}replay:${groupId}:${id}`,
+    /** Recent replay job ids by creation time (a sorted set), for the status page. */
+    replayJobIndex: () => `${prefix}replays:${groupId}`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -38,6 +38,8 @@ export interface ReplayJobView {
 }
 
 const TTL_SECONDS = 7 * 24 * 3600;
+/** Job ids kept in the recent-jobs index (older ones drop out; the jobs themselves expire). */
+const INDEX_SIZE = 100;
 
 export class ReplayJobs {
   readonly #redis: Redis;
@@ -66,7 +68,17 @@ export class ReplayJobs {
         { node_id: nodeId, status: "pending", updated_at_ms: now } satisfies NodeJobState,
       );
     }
-    await this.#redis.multi().hset(key, fields).expire(key, TTL_SECONDS).exec();
+    const index = this.#keys.replayJobIndex();
+    await this.#redis.multi().hset(key, fields).expire(key, TTL_SECONDS)
+      .zadd(index, now, id).zremrangebyrank(index, 0, -INDEX_SIZE - 1).expire(index, TTL_SECONDS)
+      .exec();
+  }
+
+  /** The `limit` most recently created jobs still stored, newest first. */
+  async recent(limit: number): Promise<ReplayJobView[]> {
+    const ids = await this.#redis.zrevrange(this.#keys.replayJobIndex(), 0, limit - 1);
+    const views = await Promise.all(ids.map((id) => this.get(id)));
+    return views.filter((v): v is ReplayJobView => v !== undefined);
   }
 
   async update(id: string, state: NodeJobState): Promise<void> {
