@@ -9,6 +9,7 @@ import { adminAuth, adminIdentity, auditActor } from "../http/admin_auth.ts";
 import { auditRefused } from "../http/admin_audit.ts";
 import { operatorRoutes } from "../http/operator_routes.ts";
 import { replayRoutes } from "../http/replay_routes.ts";
+import { statusPage } from "../http/status_page.tsx";
 import { ReplayJobs, ReplayRunner } from "./replay_jobs.ts";
 import { createLogger, type Logger, setLogLevel } from "../observability/logger.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
@@ -178,6 +179,15 @@ export function startNode(
         actors: () => actors,
         selfUrl: () => advertised(),
       }, { admin: admin_ }),
+      statusPage({
+        nodeId,
+        env: config.DATA_PROC_ENV,
+        readiness,
+        nodes,
+        hotKeys,
+        jobs,
+        actors: () => actors,
+      }),
     ],
   });
   const server = Deno.serve({
