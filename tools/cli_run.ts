@@ -1,9 +1,10 @@
 /**
- * The shared entry point of the runbook tools: runs a tool's `main`, maps its outcome to
- * an exit code, and turns bad arguments or configuration into a clear message.
+ * The shared entry point of every `deno task` tool: runs a tool's `main`, maps its outcome
+ * to an exit code, and turns bad arguments or configuration into a clear message.
  *
- * Exit codes: 0 clean, 1 problems found, 2 bad arguments or configuration,
- * 3 the tool itself failed (a store unreachable, a query error, ...).
+ * Exit codes (one scheme for every tool, README "Operating it"): 0 clean, 1 problems found,
+ * 2 bad arguments or configuration, 3 the tool itself failed (a store unreachable, a query
+ * error, ...). `--help` prints usage, exits 0 and touches nothing.
  */
 import { ConfigError } from "../config/config.ts";
 import { UsageError } from "./cli_args.ts";

@@ -27,6 +27,7 @@ import {
   processRecords,
   publishOutputs,
 } from "../supervisors/normalization_pipeline.ts";
+import { EXIT_FAILED, runCli } from "./cli_run.ts";
 
 const HELP = `Usage: deno task dlq:reprocess --partition P --start-offset A --end-offset B [options]
 
@@ -45,8 +46,8 @@ Options:
 
 Progress ("x of N offsets") goes to stderr; the summary (JSON) to stdout.
 
-Exit codes: 0 done (records that failed again are in the DLQ), 1 a store or broker failed
-(nothing is lost; run again), 2 bad arguments or configuration.`;
+Exit codes: 0 done (records that failed again are in the DLQ), 2 bad arguments or
+configuration, 3 a store or the broker failed (nothing is lost; run again).`;
 
 export interface ReprocessArgs {
   topic: string | undefined;
@@ -443,7 +444,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (failure !== undefined) {
     console.error(`dlq:reprocess: failed (nothing lost; run again): ${failure}`);
-    return 1;
+    return EXIT_FAILED;
   }
   console.error(
     `dlq:reprocess: done: read ${summary!.read}, reprocessed ok ${summary!.reprocessed_ok}, ` +
@@ -456,4 +457,5 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+// runCli: a failure outside the run (e.g. writing the audit row) is exit code 3 too.
+if (import.meta.main) Deno.exit(await runCli("dlq:reprocess", main, Deno.args));

@@ -19,6 +19,7 @@ import {
   sampleReferenceData,
 } from "./bronze_samples.ts";
 import { sleep } from "../supervisors/sleep.ts";
+import { runCli } from "./cli_run.ts";
 
 const HELP = `Usage: deno task generate [options]
 
@@ -37,7 +38,10 @@ Options:
   --malformed-ratio R   share of malformed or unmapped records, 0..1 (default 0.02)
   --duplicate-ratio R   share of repeated records (same event_id again), 0..1 (default 0.01)
   --seed-refdata        upsert the reference data the samples need into PostgreSQL first
-  --help                show this help
+  --help                show this help (nothing is produced)
+
+Exit codes: 0 done (or interrupted), 2 bad arguments or configuration, 3 a store or the
+broker failed.
 `;
 
 interface GenerateArgs extends SampleOptions {
@@ -288,4 +292,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+// runCli: a store or broker failure is exit code 3, like every tool.
+if (import.meta.main) Deno.exit(await runCli("generate", main, Deno.args));
