@@ -81,6 +81,9 @@ const schema = z.object({
   DATA_PROC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   DATA_PROC_NORMALIZER_ENABLED: boolean.default(true),
   DATA_PROC_ACTORS_ENABLED: boolean.default(true),
+  // How long a SIGTERM drain (flush, commit, leave the group) may take before the node exits
+  // anyway: the work not committed is redone by the next owner. Kubernetes' grace is longer.
+  DATA_PROC_SHUTDOWN_TIMEOUT_MS: integer(1).default(30_000),
 });
 
 export type Config = z.infer<typeof schema>;
