@@ -1,6 +1,6 @@
 /**
  * Structured JSON logger: one line per record on stderr, with `ts`, `level`, `component`,
- * `msg`, the logger's base fields (e.g. `node_id`, `topic`, `partition`), the call's fields
+ * `msg`, `env` (DATA_PROC_ENV, once the node has set it), the logger's base fields (e.g. `node_id`, `topic`, `partition`), the call's fields
  * (e.g. `key`), and `trace_id`/`span_id` while a traced stage is running. Logging never
  * throws: a value JSON cannot encode (BigInt, cycles) is written as a string.
  */
@@ -20,6 +20,13 @@ export interface Logger {
 }
 
 let minLevel: LogLevel = "info";
+
+let processFields: LogFields = {};
+
+/** Fields written on every line of every logger, e.g. `{ env: "production" }` (DATA_PROC_ENV). */
+export function setProcessLogFields(fields: LogFields): void {
+  processFields = { ...fields };
+}
 
 /** Sets the lowest level written by every logger. */
 export function setLogLevel(level: LogLevel): void {
@@ -54,7 +61,14 @@ function encode(record: LogFields): string {
 export function createLogger(component: string, base: LogFields = {}): Logger {
   const write = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (ORDER[level] < ORDER[minLevel]) return;
-    const record: LogFields = { ts: new Date().toISOString(), level, component, msg, ...base };
+    const record: LogFields = {
+      ts: new Date().toISOString(),
+      level,
+      component,
+      msg,
+      ...processFields,
+      ...base,
+    };
     if (fields) {
       for (const [k, v] of Object.entries(fields)) record[k] = errorFields(v);
     }

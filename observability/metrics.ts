@@ -30,6 +30,84 @@ export function setStoredActorsSource(
   storedActorsSource = source;
 }
 
+/** The sinks a flush or publish writes to, as the `sink` label of sink failures. */
+export type Sink = "kafka" | "clickhouse" | "redis";
+
+/**
+ * Counts a failed write to `sink` (the rejection passes through unchanged), so an outage
+ * shows as a rate by sink instead of only as restarts.
+ */
+export async function countSinkFailure<T>(sink: Sink, write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    metrics.sinkFailures.labels(sink).inc();
+    throw err;
+  }
+}
+
+type OwnedFilter = (topic: string, partition: number) => boolean | undefined;
+const ownedFilters: OwnedFilter[] = [];
+
+/**
+ * Adds a test of whether this node owns `topic[partition]` (true/false), or has no say
+ * (undefined: the topic is not its stage's). At scrape time, per-partition gauges drop the
+ * series of partitions some filter disowns, so a partition that moved is never reported by
+ * two nodes. Returns a function removing the filter.
+ */
+export function addOwnedPartitionsFilter(filter: OwnedFilter): () => void {
+  ownedFilters.push(filter);
+  return () => {
+    const at = ownedFilters.indexOf(filter);
+    if (at >= 0) ownedFilters.splice(at, 1);
+  };
+}
+
+/**
+ * A gauge by topic and partition that remembers its series, so that at scrape time it can
+ * drop those of partitions this node no longer owns (see addOwnedPartitionsFilter).
+ */
+export class PartitionGauge {
+  readonly #gauge: client.Gauge<"topic" | "partition">;
+  readonly #series = new Map<string, { topic: string; partition: number }>();
+
+  constructor(name: string, help: string) {
+    const prune = () => this.#pruneUnowned();
+    this.#gauge = new client.Gauge({
+      name,
+      help,
+      labelNames: ["topic", "partition"] as const,
+      registers: [registry],
+      collect() {
+        prune();
+      },
+    });
+  }
+
+  set(topic: string, partition: number, value: number): void {
+    this.#series.set(`${topic}:${partition}`, { topic, partition });
+    this.#gauge.set({ topic, partition: String(partition) }, value);
+  }
+
+  remove(topic: string, partition: number): void {
+    if (!this.#series.delete(`${topic}:${partition}`)) return;
+    this.#gauge.remove({ topic, partition: String(partition) });
+  }
+
+  /** The partitions it has a series for. */
+  series(): { topic: string; partition: number }[] {
+    return [...this.#series.values()];
+  }
+
+  #pruneUnowned(): void {
+    for (const { topic, partition } of this.series()) {
+      if (ownedFilters.some((owns) => owns(topic, partition) === false)) {
+        this.remove(topic, partition);
+      }
+    }
+  }
+}
+
 export const metrics = {
   /**
    * CONTRACT.md fixes this name (the platform's dashboards use it), so it keeps `_ms`; it is
@@ -43,10 +121,25 @@ export const metrics = {
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   }),
-  consumerLag: new client.Gauge({
-    name: "data_processing_consumer_lag",
-    help: "Messages between the partition's high watermark and the last processed offset",
-    labelNames: ["topic", "partition"] as const,
+  /** Set on a timer by observability/lag_monitor.ts for the partitions this node owns. */
+  consumerLag: new PartitionGauge(
+    "data_processing_consumer_lag",
+    "Messages between the partition's end offset and the consumer group's committed offset, for partitions this node owns",
+  ),
+  lastEventTime: new PartitionGauge(
+    "data_processing_last_event_time_seconds",
+    "Kafka timestamp (Unix seconds) of the newest record a stage has processed from a partition this node owns",
+  ),
+  sinkFailures: new client.Counter({
+    name: "data_processing_sink_failures_total",
+    help: "Failed writes to a sink (kafka, clickhouse, redis) while flushing or publishing",
+    labelNames: ["sink"] as const,
+    registers: [registry],
+  }),
+  buildInfo: new client.Gauge({
+    name: "data_processing_build_info",
+    help: "Always 1; the labels say which build runs: version, commit and Deno version",
+    labelNames: ["version", "commit", "deno"] as const,
     registers: [registry],
   }),
   events: new client.Counter({

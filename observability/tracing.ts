@@ -10,6 +10,8 @@ export const TRACER_NAME = "254carbon-data-processing";
 
 let tracer: Tracer | undefined;
 let component = "node";
+/** DATA_PROC_ENV, on every span as `deployment.environment.name` (OTel semantic conventions). */
+let environment: string | undefined;
 
 export interface TracingStatus {
   enabled: boolean;
@@ -23,11 +25,20 @@ export interface TracingStatus {
  * Turns span creation on or off for the process. `componentName` names the node's role
  * (`node` for both stages, `normalizer`, `actors`): spans carry it as `service.component`
  * and the suggested `service.name` is `254carbon-data-processing-<component>`.
+ * `environment` (DATA_PROC_ENV) goes on every span as `deployment.environment.name`; Deno
+ * takes resource attributes only from OTEL_RESOURCE_ATTRIBUTES, which a deployment may set
+ * to the same value.
  */
 export function configureTracing(
-  options: { enabled: boolean; component: string; env?: Record<string, string | undefined> },
+  options: {
+    enabled: boolean;
+    component: string;
+    environment?: string;
+    env?: Record<string, string | undefined>;
+  },
 ): TracingStatus {
   component = options.component;
+  environment = options.environment;
   tracer = options.enabled ? trace.getTracer(TRACER_NAME) : undefined;
   const serviceName = `${TRACER_NAME}-${options.component}`;
   const warnings: string[] = [];
@@ -70,7 +81,13 @@ export function withSpan<T>(
   if (tracer === undefined) return fn();
   return tracer.startActiveSpan(
     stage,
-    { attributes: { "service.component": component, ...attributes } },
+    {
+      attributes: {
+        "service.component": component,
+        ...(environment === undefined ? {} : { "deployment.environment.name": environment }),
+        ...attributes,
+      },
+    },
     async (span) => {
       try {
         return await fn();

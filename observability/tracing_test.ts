@@ -132,3 +132,20 @@ Deno.test("configureTracing warns when spans would not be exported", () => {
     configureTracing({ enabled: false, component: "node" });
   }
 });
+
+Deno.test("spans carry DATA_PROC_ENV as deployment.environment.name", async () => {
+  const spans: Recorded[] = [];
+  trace.setGlobalTracerProvider(recordingProvider(spans));
+  try {
+    configureTracing({ enabled: true, component: "node", environment: "staging", env: {} });
+    await withSpan("actors.flush", { snapshot: true }, () => Promise.resolve());
+    deepStrictEqual(spans[0]!.attributes, {
+      "service.component": "node",
+      "deployment.environment.name": "staging",
+      snapshot: true,
+    });
+  } finally {
+    configureTracing({ enabled: false, component: "node" });
+    trace.disable();
+  }
+});

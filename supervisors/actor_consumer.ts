@@ -15,7 +15,7 @@ import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { PersistedPartition } from "../messages/partition_state.ts";
 import { isNormalizedTick, NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
-import { metrics } from "../observability/metrics.ts";
+import { countSinkFailure, metrics } from "../observability/metrics.ts";
 import { withSpan } from "../observability/tracing.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
@@ -308,8 +308,10 @@ export class ActorConsumer {
     }
     if (!p.alive) return;
     payload.resolveOffset(batch.lastOffset());
-    metrics.consumerLag.labels(batch.topic, String(batch.partition)).set(
-      Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1),
+    metrics.lastEventTime.set(
+      batch.topic,
+      batch.partition,
+      newestTimestampMs(batch.messages) / 1000,
     );
     if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
       this.requestFlush({ snapshot: true }); // passivation needs stored snapshots
@@ -509,7 +511,7 @@ export class ActorConsumer {
     if (work.length === 0) return;
     try {
       // A cheap fence check first: a partition that has moved writes nothing at all.
-      const epochs = await this.#d.store.epochs(work.map(({ p }) => p));
+      const epochs = await countSinkFailure("redis", this.#d.store.epochs(work.map(({ p }) => p)));
       const owned = work.filter(({ p }, i) => epochs[i] === p.epoch);
       for (const [i, { p }] of work.entries()) {
         if (!owned.includes(work[i]!)) await this.#lost(p, epochs[i] ?? null);
@@ -518,13 +520,16 @@ export class ActorConsumer {
       const sunk = performance.now();
       const committed: { topic: string; partition: number; offset: string }[] = [];
       for (const { p, plan } of owned) {
-        const ok = await this.#d.store.fencedFlush(p.topic, p.partition, p.epoch, {
-          projections: plan.outputs.projections.map((x) => ({
-            ...x,
-            key: this.#d.store.keys.prefixed(x.key),
-          })),
-          snapshots: plan.snapshots,
-        });
+        const ok = await countSinkFailure(
+          "redis",
+          this.#d.store.fencedFlush(p.topic, p.partition, p.epoch, {
+            projections: plan.outputs.projections.map((x) => ({
+              ...x,
+              key: this.#d.store.keys.prefixed(x.key),
+            })),
+            snapshots: plan.snapshots,
+          }),
+        );
         if (!ok) {
           await this.#lost(p, (await this.#d.store.epochs([p]))[0] ?? null);
           continue;
@@ -609,9 +614,15 @@ export class ActorConsumer {
       for (const r of plan.outputs.curveRows) curveRows.push(r);
     }
     await Promise.all([
-      sendChunked(this.#producer, byTopic),
-      insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars`, barRows),
-      insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.curves`, curveRows),
+      countSinkFailure("kafka", sendChunked(this.#producer, byTopic)),
+      countSinkFailure(
+        "clickhouse",
+        insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars`, barRows),
+      ),
+      countSinkFailure(
+        "clickhouse",
+        insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.curves`, curveRows),
+      ),
     ]);
   }
 
@@ -671,6 +682,10 @@ export class ActorConsumer {
     await this.#consumer.disconnect();
     await this.#producer.disconnect();
   }
+}
+
+function newestTimestampMs(messages: readonly { timestamp: string }[]): number {
+  return messages.reduce((max, m) => Math.max(max, Number(m.timestamp)), 0);
 }
 
 function clockFields(p: AnyPartition, now: number) {

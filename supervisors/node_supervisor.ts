@@ -11,7 +11,18 @@ import { operatorRoutes } from "../http/operator_routes.ts";
 import { replayRoutes } from "../http/replay_routes.ts";
 import { statusPage } from "../http/status_page.tsx";
 import { ReplayJobs, ReplayRunner } from "./replay_jobs.ts";
-import { createLogger, type Logger, setLogLevel } from "../observability/logger.ts";
+import {
+  createLogger,
+  type Logger,
+  setLogLevel,
+  setProcessLogFields,
+} from "../observability/logger.ts";
+import {
+  type LagMonitor,
+  type LagMonitorOptions,
+  startLagMonitor,
+} from "../observability/lag_monitor.ts";
+import { registerRuntimeMetrics } from "../observability/runtime_metrics.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
 import { registry, setStoredActorsSource } from "../observability/metrics.ts";
 import { storedActorCounter } from "../observability/stored_actors.ts";
@@ -58,6 +69,8 @@ export function startNode(
   options: { logger?: Logger } = {},
 ): RunningNode {
   setLogLevel(config.DATA_PROC_LOG_LEVEL);
+  setProcessLogFields({ env: config.DATA_PROC_ENV });
+  registerRuntimeMetrics();
   const nodeId = config.DATA_PROC_NODE_ID || `node-${Deno.hostname()}-${Deno.pid}`;
   const logger = options.logger ?? createLogger("node", { node_id: nodeId });
   const abort = new AbortController();
@@ -75,6 +88,7 @@ export function startNode(
   const hotKeys = new HotKeys({ capacity: 1000, halfLifeMs: 60_000 });
   const tracing = configureTracing({
     enabled: config.DATA_PROC_TRACE_ENABLED,
+    environment: config.DATA_PROC_ENV,
     component: config.DATA_PROC_NORMALIZER_ENABLED === config.DATA_PROC_ACTORS_ENABLED
       ? "node"
       : config.DATA_PROC_NORMALIZER_ENABLED
@@ -90,6 +104,7 @@ export function startNode(
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
   let actors: ActorConsumer | undefined;
+  const lagMonitors: LagMonitor[] = [];
   let resolveFinished: (code: number) => void = () => {};
   const finished = new Promise<number>((r) => (resolveFinished = r));
 
@@ -244,6 +259,25 @@ export function startNode(
       });
       await actors.start();
     }
+    // Consumer lag of each stage's group, for the partitions this node owns (group ids as
+    // the consumers name them).
+    const monitorLag = (stage: string, topicsOf: string[], owned: LagMonitorOptions["owned"]) =>
+      lagMonitors.push(startLagMonitor({
+        admin,
+        groupId: `${config.DATA_PROC_GROUP_ID}.${stage}`,
+        topics: topicsOf,
+        owned,
+        logger: logger.child("lag", { group: stage }),
+        signal: abort.signal,
+      }));
+    if (normalizer) {
+      const n = normalizer;
+      monitorLag("normalizer", [topics.bronzeTicks, topics.bronzeCurves], () => n.assignment());
+    }
+    if (actors) {
+      const a = actors;
+      monitorLag("actors", [topics.normalizedTicks, topics.normalizedCurves], () => a.assignment());
+    }
     started = true;
     logger.info("node started", { normalizer: !!normalizer, actors: !!actors });
   })().catch((err) => fatal(err));
@@ -272,6 +306,7 @@ export function startNode(
       await startup;
       await replays.settled();
       await announce;
+      await Promise.all(lagMonitors.map((m) => m.done));
       await actors?.stop().catch((err) => logger.error("actor consumer stop failed", { err }));
       await normalizer?.stop().catch((err) => logger.error("normalizer stop failed", { err }));
       await nodes.remove(nodeId).catch(() => {});

@@ -16,6 +16,7 @@ import type { ReferenceLookup } from "../actors/reference_lookup.ts";
 import { buildDlqRecord, type DlqReason, type DlqRecord } from "../messages/dlq_record.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import { countSinkFailure } from "../observability/metrics.ts";
 import { type ClickHouseClient, insertRows, partitionBlocks } from "../stores/clickhouse.ts";
 import { chunkByBytes, type Topics } from "../stores/kafka.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
@@ -219,7 +220,10 @@ export async function publishOutputs(
     );
     for (const rows of points) await insertRows(sinks.clickhouse, `${db}.curve_points`, rows);
   };
-  const results = await Promise.allSettled([sends(), inserts()]);
+  const results = await Promise.allSettled([
+    countSinkFailure("kafka", sends()),
+    countSinkFailure("clickhouse", inserts()),
+  ]);
   const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason as unknown] : []);
   if (errors.length > 0) {
     throw errors.find((e) => storeRefusal(e) === undefined) ?? errors[0];

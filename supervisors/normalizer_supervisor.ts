@@ -20,7 +20,7 @@
  * source watermark, and a writer loop puts the watermarks of the owned ticks partitions
  * into every partition of the normalized ticks topic (CONTRACT.md, "Event time").
  */
-import type { Admin, Batch, Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -58,6 +58,8 @@ export interface NormalizerHandle {
   stop(): Promise<void>;
   /** True while the consumer has joined its group and has not crashed. */
   isReady(): boolean;
+  /** The Bronze partitions this node owns in the group (empty while not joined). */
+  assignment(): { topic: string; partition: number }[];
 }
 
 const RESTART_BACKOFF_MIN_MS = 200;
@@ -138,6 +140,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
 
   let consumer: Consumer | undefined;
   let joined = false;
+  let assignment: { topic: string; partition: number }[] = [];
   let consumerRestarts = 0;
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -213,10 +216,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
         partition: batch.partition,
         offset: (BigInt(last) + 1n).toString(),
       }]);
-      metrics.consumerLag.set(
-        { topic: batch.topic, partition: String(batch.partition) },
-        lagAfter(batch, last),
-      );
+      metrics.lastEventTime.set(batch.topic, batch.partition, newestTimestampMs(chunk) / 1000);
       await heartbeat();
     }
   };
@@ -233,6 +233,9 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     c.on(c.events.GROUP_JOIN, (e) => {
       joined = true;
       const owned = e.payload.memberAssignment;
+      assignment = Object.entries(owned).flatMap(([topic, parts]) =>
+        parts.map((partition) => ({ topic, partition }))
+      );
       for (const key of partitionRestarts.keys()) {
         const at = key.lastIndexOf(":");
         const partition = Number(key.slice(at + 1));
@@ -249,6 +252,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     });
     c.on(c.events.CRASH, (e) => {
       joined = false;
+      assignment = [];
       watermarks.assign([], Date.now()); // its partitions may move: write for none until rejoined
       logger.error("normalizer consumer crashed", {
         error: e.payload.error,
@@ -259,6 +263,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     });
     c.on(c.events.STOP, () => {
       joined = false;
+      assignment = [];
       watermarks.assign([], Date.now());
     });
     await c.connect();
@@ -319,7 +324,7 @@ export async function startNormalizer(deps: NormalizerDeps): Promise<NormalizerH
     throw err;
   }
   logger.info("normalizer started", { groupId, topics: [topics.bronzeTicks, topics.bronzeCurves] });
-  return { stop, isReady: () => joined && !signal.aborted };
+  return { stop, isReady: () => joined && !signal.aborted, assignment: () => assignment };
 }
 
 /**
@@ -418,6 +423,6 @@ function countOutcomes(records: readonly BronzeRecord[], outputs: NormalizationO
   }
 }
 
-function lagAfter(batch: Batch, lastOffset: string): number {
-  return Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(lastOffset) - 1n));
+function newestTimestampMs(messages: readonly { timestamp: string }[]): number {
+  return messages.reduce((max, m) => Math.max(max, Number(m.timestamp)), 0);
 }

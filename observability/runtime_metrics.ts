@@ -1,0 +1,76 @@
+/**
+ * Process and runtime metrics, and `data_processing_build_info`, registered once by the
+ * node at start (not at import, so tests that import metrics.ts start no collectors).
+ *
+ * prom-client's default collectors work under Deno: `process_*` read /proc (with
+ * --allow-read; without it they report 0 rather than throw), `nodejs_eventloop_lag_*` use
+ * Deno's perf_hooks, `nodejs_heap_*` its v8 module. `nodejs_gc_duration_seconds` stays
+ * empty (Deno reports no GC entries).
+ */
+import client from "prom-client";
+import { metrics, registry } from "./metrics.ts";
+
+/** The service's version: bumped with releases (deno.json carries none). */
+export const VERSION = "0.1.0";
+
+let registered = false;
+
+export interface BuildInfo {
+  version: string;
+  commit: string;
+  deno: string;
+}
+
+/** Registers the default collectors and sets the build info gauge; later calls do nothing. */
+export function registerRuntimeMetrics(build: BuildInfo = readBuildInfo()): void {
+  if (registered) return;
+  registered = true;
+  client.collectDefaultMetrics({ register: registry });
+  metrics.buildInfo.set({ version: build.version, commit: build.commit, deno: build.deno }, 1);
+}
+
+/**
+ * The build's commit from `DATA_PROC_BUILD_COMMIT` (set by the image build), else read from
+ * the checkout's .git (HEAD, then the ref it names, loose or packed), else "unknown".
+ */
+export function readBuildInfo(
+  options: { env?: (name: string) => string | undefined; gitDir?: string } = {},
+): BuildInfo {
+  const env = options.env ?? safeEnv;
+  const gitDir = options.gitDir ?? new URL("../.git", import.meta.url).pathname;
+  const commit = env("DATA_PROC_BUILD_COMMIT")?.trim() || gitCommit(gitDir) || "unknown";
+  return { version: VERSION, commit, deno: Deno.version.deno };
+}
+
+function safeEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined; // no checkout, or no read permission
+  }
+}
+
+/** The commit HEAD points at, without running git. */
+export function gitCommit(gitDir: string): string | undefined {
+  const head = readText(`${gitDir}/HEAD`)?.trim();
+  if (!head) return undefined;
+  if (/^[0-9a-f]{40}$/.test(head)) return head.slice(0, 12); // detached
+  const ref = /^ref: (.+)$/.exec(head)?.[1];
+  if (!ref) return undefined;
+  const loose = readText(`${gitDir}/${ref}`)?.trim();
+  if (loose && /^[0-9a-f]{40}$/.test(loose)) return loose.slice(0, 12);
+  const packed = readText(`${gitDir}/packed-refs`) ?? "";
+  for (const line of packed.split("\n")) {
+    const [sha, name] = line.trim().split(" ");
+    if (name === ref && sha && /^[0-9a-f]{40}$/.test(sha)) return sha.slice(0, 12);
+  }
+  return undefined;
+}
