@@ -14,7 +14,8 @@ import { z } from "zod";
 import { ACTOR_KINDS, type ActorKind } from "../actors/actor_kinds.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
 import { withSpan } from "../observability/tracing.ts";
-import type { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import { deleteOlder, storedMaxVersions } from "../stores/projection_store.ts";
+import type { ActorConsumer, ResetOutcome } from "../supervisors/actor_consumer.ts";
 import { adminIdentity, parseRequestedBy } from "./admin_auth.ts";
 import { auditAdminAction } from "./admin_audit.ts";
 import { locateActor, storedView, topicOf } from "./actor_location.ts";
@@ -23,7 +24,6 @@ import { HttpError } from "./errors.ts";
 import { askPeers, forwardTo, isForwarded } from "./forward.ts";
 import { jsonBody } from "./json_body.ts";
 import type { OperatorDeps } from "./operator_deps.ts";
-import { clearProjections } from "./reset_projections.ts";
 
 const ResetBody = z.object({
   requested_by: z.string().optional(),
@@ -282,9 +282,16 @@ export function actorRoutes(
         "dp.kind": kind,
         "dp.partition": where.partition,
       }, async () => {
-        let versionBase: number | undefined;
+        const stores = {
+          config: deps.config,
+          redis: deps.redis,
+          clickhouse: deps.clickhouse,
+          keys: deps.store.keys,
+        };
+        let outcome: ResetOutcome;
         try {
-          versionBase = await consumer.reset(kind, key, where.partition);
+          const stored = (await storedMaxVersions(stores, kind, [key])).get(key) ?? 0;
+          outcome = await consumer.reset(kind, key, where.partition, stored);
         } catch (err) {
           deps.logger.error("actor reset failed", { kind, key, partition: where.partition, err });
           throw await fail(
@@ -292,22 +299,36 @@ export function actorRoutes(
             { partition: where.partition },
           );
         }
-        if (versionBase === undefined) {
+        if (outcome.status === "unknown") {
           throw await fail(new HttpError(404, "not_found", `no ${kind} actor for key ${key}`));
         }
+        if (outcome.status === "moved") {
+          // Its flush was fenced: the new owner holds the state from before the reset, and
+          // nothing stored may be cleared from here.
+          throw await fail(
+            new HttpError(
+              409,
+              "owner_changed",
+              `${kind} partition ${where.partition} moved before the reset was stored; ` +
+                "nothing was reset: repeat the request (it goes to the new owner)",
+            ),
+            { partition: where.partition },
+          );
+        }
+        if (outcome.status === "replaying") {
+          throw await fail(
+            new HttpError(
+              409,
+              "replay_running",
+              `a replay is rebuilding ${kind} ${key}; reset it after the replay ends`,
+            ),
+            { partition: where.partition },
+          );
+        }
+        const versionBase = outcome.versionBase;
         let cleared;
         try {
-          cleared = await clearProjections(
-            {
-              config: deps.config,
-              redis: deps.redis,
-              clickhouse: deps.clickhouse,
-              keys: deps.store.keys,
-            },
-            kind,
-            key,
-            versionBase,
-          );
+          cleared = await deleteOlder(stores, kind, new Map([[key, versionBase]]));
         } catch (err) {
           deps.logger.error("clearing projections after a reset failed", {
             kind,

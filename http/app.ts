@@ -39,7 +39,11 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof HttpError) {
+      // RFC 6750: a 401 names the scheme the client must use.
+      if (err.status === 401) c.header("WWW-Authenticate", 'Bearer realm="data-processing"');
+      return c.json(errorBody(err.code, err.message), err.status);
+    }
     if (err instanceof SyntaxError) return c.json(errorBody("bad_request", err.message), 400);
     deps.logger.error("unhandled HTTP error", { err, path: c.req.path });
     return c.json(errorBody("internal", "internal error"), 500);

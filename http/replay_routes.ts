@@ -1,7 +1,10 @@
 /**
- * `POST /replay` (admin): rebuild a key range or prefix from a time, on every node that owns
- * partitions of the kind; answers 202 with a job id. `GET /replay/{id}`: progress and, for a
- * dry run, the differences found. `POST /replay/{id}/run` is the node-to-node call.
+ * Replay jobs (every route needs the admin token): `POST /replay` rebuilds a key range or
+ * prefix on every node that owns partitions of the kind and answers 202 with a job id, or
+ * 409 naming the job already running over an overlapping range; `GET /replay` lists recent
+ * jobs; `GET /replay/{id}` shows status, progress (percent and ETA) and, for a dry run, the
+ * differences found; `POST /replay/{id}/cancel` stops it; `POST /replay/{id}/retry` runs a
+ * finished job's spec again as a new job.
  */
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
@@ -12,7 +15,7 @@ import { recordAudit } from "../stores/audit_log.ts";
 import type { Sql } from "../stores/postgres.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
 import type { ReplaySpec } from "../supervisors/replay.ts";
-import type { ReplayJobs } from "../supervisors/replay_jobs.ts";
+import { ReplayConflict, type ReplayJobs } from "../supervisors/replay_jobs.ts";
 import { HttpError } from "./errors.ts";
 import { jsonBody } from "./json_body.ts";
 
@@ -27,7 +30,7 @@ export interface ReplayRouteDeps {
   adminGuard: (action: string) => MiddlewareHandler;
   /** Who is asking, for the audit log. */
   caller: (c: Context) => string;
-  /** Runs this node's share of a job (in the background). */
+  /** Runs this node's share of a job (in the background); other nodes take theirs. */
   runLocal: (jobId: string, spec: ReplaySpec) => void;
 }
 
@@ -51,23 +54,6 @@ const ReplayRequest = z.object({
   }
 });
 
-/** The node-to-node form: a spec already validated by the node that took the request. */
-const ReplaySpecBody = z.object({
-  kind: z.enum(["instrument", "curve"]),
-  fromKey: KEY.optional(),
-  toKey: KEY.optional(),
-  prefix: z.string().max(200).optional(),
-  fromTimeMs: z.number().int().min(0),
-  dryRun: z.boolean(),
-}).strict().transform((s): ReplaySpec => ({
-  kind: s.kind,
-  ...(s.fromKey !== undefined ? { fromKey: s.fromKey } : {}),
-  ...(s.toKey !== undefined ? { toKey: s.toKey } : {}),
-  ...(s.prefix !== undefined ? { prefix: s.prefix } : {}),
-  fromTimeMs: s.fromTimeMs,
-  dryRun: s.dryRun,
-}));
-
 function parseTime(value: number | string | undefined): number {
   if (value === undefined) return 0;
   if (typeof value === "number") return value;
@@ -90,86 +76,126 @@ function toSpec(body: z.infer<typeof ReplayRequest>): ReplaySpec {
   };
 }
 
+const JOB_ID = /^[0-9a-f-]{36}$/;
+const LIST_LIMIT = 50;
+
+function jobId(c: Context): string {
+  const id = c.req.param("id") ?? "";
+  if (!JOB_ID.test(id)) throw new HttpError(400, "bad_job_id", "not a job id");
+  return id;
+}
+
 export function replayRoutes(deps: ReplayRouteDeps) {
+  const liveNodes = async () => new Set((await deps.nodes.list()).map((n) => n.node_id));
+
+  /** Creates and starts a job, or throws 409 naming the overlapping job still running. */
+  const startJob = async (spec: ReplaySpec, who: string) => {
+    const topicSuffix = spec.kind === "instrument"
+      ? "normalized.market.ticks.v1"
+      : "normalized.curves.v1";
+    const nodes = await deps.nodes.list();
+    const owners = nodes.filter((n) => n.partitions.some((p) => p.topic.endsWith(topicSuffix)));
+    if (owners.length === 0) {
+      await recordAudit(deps.sql, {
+        actor: who,
+        action: "replay.start",
+        target: { ...spec },
+        outcome: "refused",
+        details: { reason: "no node owns partitions of this kind" },
+      });
+      throw new HttpError(409, "no_owner", "no node owns partitions of this kind yet");
+    }
+    let id: string;
+    try {
+      id = await deps.jobs.create(
+        spec,
+        who,
+        owners.map((n) => n.node_id),
+        new Set(nodes.map((n) => n.node_id)),
+      );
+    } catch (err) {
+      if (!(err instanceof ReplayConflict)) throw err;
+      await recordAudit(deps.sql, {
+        actor: who,
+        action: "replay.start",
+        target: { ...spec },
+        outcome: "refused",
+        details: { reason: "overlapping job running", job_id: err.running.job_id },
+      });
+      throw new HttpError(
+        409,
+        "replay_running",
+        `replay job ${err.running.job_id} (${err.running.status}) covers an overlapping key ` +
+          "range; wait for it, or cancel it with POST /replay/{id}/cancel",
+      );
+    }
+    if (owners.some((n) => n.node_id === deps.nodeId)) deps.runLocal(id, spec);
+    metrics.replayJobs.labels("started").inc();
+    await recordAudit(deps.sql, {
+      actor: who,
+      action: "replay.start",
+      target: { ...spec },
+      outcome: "accepted",
+      details: { job_id: id, nodes: owners.map((n) => n.node_id) },
+    });
+    return { job_id: id, status_url: `/replay/${id}`, nodes: owners.map((n) => n.node_id) };
+  };
+
   return (app: Hono) => {
     app.post("/replay", deps.adminGuard("replay.start"), async (c) => {
       const body = await jsonBody(c, ReplayRequest);
       const spec = toSpec(body);
       const who = body.requested_by ? `${deps.caller(c)} for ${body.requested_by}` : deps.caller(c);
-      const topicSuffix = spec.kind === "instrument"
-        ? "normalized.market.ticks.v1"
-        : "normalized.curves.v1";
-      const owners = (await deps.nodes.list()).filter((n) =>
-        n.partitions.some((p) => p.topic.endsWith(topicSuffix))
-      );
-      if (owners.length === 0) {
-        await recordAudit(deps.sql, {
-          actor: who,
-          action: "replay.start",
-          target: { ...spec },
-          outcome: "refused",
-          details: { reason: "no node owns partitions of this kind" },
-        });
-        throw new HttpError(409, "no_owner", "no node owns partitions of this kind yet");
+      return c.json(await startJob(spec, who), 202);
+    });
+
+    app.get("/replay", deps.adminGuard("replay.list"), async (c) => {
+      const limit = Number(c.req.query("limit") ?? 20);
+      if (!Number.isInteger(limit) || limit < 1 || limit > LIST_LIMIT) {
+        throw new HttpError(400, "bad_request", `limit must be an integer from 1 to ${LIST_LIMIT}`);
       }
-      const jobId = crypto.randomUUID();
-      await deps.jobs.create(jobId, spec, who, owners.map((n) => n.node_id));
-      for (const owner of owners) {
-        if (owner.node_id === deps.nodeId) {
-          deps.runLocal(jobId, spec);
-          continue;
-        }
-        try {
-          const res = await fetch(`${owner.url}/replay/${jobId}/run`, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              authorization: c.req.header("authorization") ?? "",
-            },
-            body: JSON.stringify(spec),
-            signal: AbortSignal.timeout(5000),
-          });
-          await res.body?.cancel();
-          if (res.status !== 202) throw new Error(`answered ${res.status}`);
-        } catch (err) {
-          await deps.jobs.update(jobId, {
-            node_id: owner.node_id,
-            status: "failed",
-            error: `could not start on ${owner.url}: ${(err as Error).message}`,
-            updated_at_ms: Date.now(),
-          });
-        }
-      }
-      metrics.replayJobs.labels("started").inc();
-      await recordAudit(deps.sql, {
-        actor: who,
-        action: "replay.start",
-        target: { ...spec },
-        outcome: "accepted",
-        details: { job_id: jobId, nodes: owners.map((n) => n.node_id) },
-      });
+      const jobs = await deps.jobs.recent(limit, await liveNodes());
+      // The list leaves out per-key detail; GET /replay/{id} has it.
       return c.json({
-        job_id: jobId,
-        status_url: `/replay/${jobId}`,
-        nodes: owners.map((n) => n.node_id),
-      }, 202);
+        jobs: jobs.map(({ keys, differences, nodes, ...job }) => ({
+          ...job,
+          keys: keys.length,
+          ...(differences ? { differences: differences.length } : {}),
+          nodes: nodes.map(({ keys: _k, differences: _d, ...n }) => n),
+        })),
+      });
     });
 
-    app.post("/replay/:id/run", deps.adminGuard("replay.run"), async (c) => {
-      const id = c.req.param("id");
-      if (!/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, "bad_job_id", "not a job id");
-      const spec = await jsonBody(c, ReplaySpecBody);
-      if (!(await deps.jobs.get(id))) throw new HttpError(404, "not_found", `no replay job ${id}`);
-      deps.runLocal(id, spec);
-      return c.json({ job_id: id, node_id: deps.nodeId }, 202);
-    });
-
-    app.get("/replay/:id", async (c) => {
-      const id = c.req.param("id");
-      if (!/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, "bad_job_id", "not a job id");
-      const job = await deps.jobs.get(id);
+    app.get("/replay/:id", deps.adminGuard("replay.read"), async (c) => {
+      const id = jobId(c);
+      const job = await deps.jobs.get(id, await liveNodes());
       if (!job) throw new HttpError(404, "not_found", `no replay job ${id}`);
       return c.json(job);
+    });
+
+    app.post("/replay/:id/cancel", deps.adminGuard("replay.cancel"), async (c) => {
+      const id = jobId(c);
+      if (!(await deps.jobs.cancel(id, deps.caller(c)))) {
+        throw new HttpError(404, "not_found", `no replay job ${id}`);
+      }
+      await recordAudit(deps.sql, {
+        actor: deps.caller(c),
+        action: "replay.cancel",
+        target: { job_id: id },
+        outcome: "accepted",
+        details: {},
+      });
+      return c.json({ job_id: id, status: "cancelling" }, 202);
+    });
+
+    app.post("/replay/:id/retry", deps.adminGuard("replay.retry"), async (c) => {
+      const id = jobId(c);
+      const job = await deps.jobs.get(id, await liveNodes());
+      if (!job) throw new HttpError(404, "not_found", `no replay job ${id}`);
+      if (!["failed", "cancelled"].includes(job.status)) {
+        throw new HttpError(409, "not_finished", `replay job ${id} is ${job.status}, not failed`);
+      }
+      return c.json({ ...(await startJob(job.spec, deps.caller(c))), retry_of: id }, 202);
     });
   };
 }

@@ -49,19 +49,6 @@ function shortTopic(topic: string): string {
   return topic.replace(/^.*normalized\./, "normalized.");
 }
 
-/** Share of a job done: finished nodes count whole, running ones by partitions replayed. */
-export function jobProgress(job: ReplayJobView): number {
-  if (job.nodes.length === 0) return 0;
-  let sum = 0;
-  for (const n of job.nodes) {
-    if (n.status === "done") sum += 1;
-    else if (n.progress && n.progress.partitions > 0) {
-      sum += n.progress.partitions_done / n.progress.partitions;
-    }
-  }
-  return sum / job.nodes.length;
-}
-
 function jobTarget(job: ReplayJobView): string {
   const s = job.spec;
   const range = s.prefix !== undefined
@@ -200,7 +187,7 @@ const ReplayTable: FC<{ s: StatusSnapshot }> = ({ s }) => {
         <th>nodes</th>
       </tr>
       {s.replay_jobs.value.map((job) => {
-        const share = jobProgress(job);
+        const share = job.progress.percent / 100;
         return (
           <tr data-job={job.job_id}>
             <td>{job.job_id}</td>
@@ -211,13 +198,14 @@ const ReplayTable: FC<{ s: StatusSnapshot }> = ({ s }) => {
               {job.status}
             </td>
             <td>
-              <progress value={share} max={1} /> {Math.round(share * 100)}%, {job.events} events
+              <progress value={share} max={1} /> {job.progress.percent}%, {job.events} events
+              {job.progress.eta_ms ? `, about ${Math.ceil(job.progress.eta_ms / 1000)} s left` : ""}
             </td>
             <td>
               {job.nodes.map((n) => (
                 <div>
                   {n.node_id}: {n.status}
-                  {n.progress ? ` ${n.progress.partitions_done}/${n.progress.partitions}` : ""}
+                  {n.progress ? ` ${n.progress.percent}%` : ""}
                   {n.error ? ` (${n.error})` : ""}
                 </div>
               ))}

@@ -25,6 +25,10 @@ export function redisKeys(prefix: string, groupId: string) {
     node: (nodeId: string) => `${prefix}node:${groupId}:${nodeId}`,
     nodePattern: () => `${prefix}node:${groupId}:*`,
     replayJob: (id: string) => `${prefix}replay:${groupId}:${id}`,
+    /** Held while a replay job is created, so overlapping jobs of a kind cannot both start. */
+    replayLock: (kind: string) => `${prefix}replay-lock:${groupId}:${kind}`,
+    /** Job ids whose share a node has still to take (a list). */
+    replayInbox: (nodeId: string) => `${prefix}replay-inbox:${groupId}:${nodeId}`,
     /** Recent replay job ids by creation time (a sorted set), for the status page. */
     replayJobIndex: () => `${prefix}replays:${groupId}`,
   };

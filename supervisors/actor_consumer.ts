@@ -369,19 +369,24 @@ export class ActorConsumer {
   }
 
   /**
-   * Resets one key on this node (its partition must be owned here) and flushes at once.
-   * Returns undefined when the key is unknown.
+   * Resets one key on this node (its partition must be owned here), versions continuing
+   * above `storedVersion` (the highest the sinks hold), and flushes at once. The outcome says
+   * whether the reset is durable: "moved" when the partition moved or restarted before its
+   * flush stored the reset (the owner then holds the state from before it).
    */
   async reset(
     kind: "instrument" | "curve",
     key: string,
     partition: number,
-  ): Promise<number | undefined> {
+    storedVersion: number,
+  ): Promise<ResetOutcome> {
     const p = this.ownedPartition(kind, partition);
-    if (!p) return undefined;
-    const versionBase = await p.reset(key);
-    if (versionBase !== undefined) await this.flush();
-    return versionBase;
+    if (!p) return { status: "moved" };
+    if (p.holds(key)) return { status: "replaying" };
+    const versionBase = await p.reset(key, storedVersion);
+    if (versionBase === undefined) return { status: "unknown" };
+    await this.flush();
+    return p.alive ? { status: "reset", versionBase } : { status: "moved" };
   }
 
   /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */
@@ -683,6 +688,12 @@ export class ActorConsumer {
     await this.#producer.disconnect();
   }
 }
+
+export type ResetOutcome =
+  | { status: "reset"; versionBase: number }
+  | { status: "unknown" }
+  | { status: "moved" }
+  | { status: "replaying" };
 
 function newestTimestampMs(messages: readonly { timestamp: string }[]): number {
   return messages.reduce((max, m) => Math.max(max, Number(m.timestamp)), 0);

@@ -71,6 +71,14 @@ export interface PartitionFlushPlan {
   clockCheckpoint: ClockCheckpoint | null;
 }
 
+/** A second replay asked to hold keys of a partition that a replay holds already. */
+export class HoldConflictError extends Error {
+  constructor(topic: string, partition: number) {
+    super(`a replay is already running on ${topic}[${partition}]`);
+    this.name = "HoldConflictError";
+  }
+}
+
 /** The partition can no longer be trusted to continue; its parent must restart it. */
 export class PartitionEscalation extends Error {
   constructor(message: string, cause?: unknown) {
@@ -109,6 +117,12 @@ export class PartitionSupervisor<T> {
   #alive = true;
   /** Keys being replayed: their live events wait in #held until the replay swaps actors. */
   #holding: ((key: string) => boolean) | null = null;
+  /**
+   * Where the partition stood when the hold began. Until the release, flushes store and
+   * commit this position, not the current one: the held events are not in any actor yet, so
+   * a crash must fetch them again (the keys that did apply them skip them by offset).
+   */
+  #holdStart: { offset: number; clock: ClockState } | null = null;
   #held = new Map<string, { events: KeyedEvent<T>[]; raw: KafkaMessage[] }>();
   /** Resolves once the batch in progress is done (revoke waits for it). */
   #inFlight: Promise<void> = Promise.resolve();
@@ -366,9 +380,16 @@ export class PartitionSupervisor<T> {
    */
   hold(match: (key: string) => boolean): Promise<number> {
     return this.#serial(() => {
+      if (this.#holding) throw new HoldConflictError(this.topic, this.partition);
       this.#holding = match;
+      this.#holdStart = { offset: this.#processedOffset, clock: structuredClone(this.#clock) };
       return this.#processedOffset;
     });
+  }
+
+  /** A replay holds this key now (its live events wait for the replay). */
+  holds(key: string): boolean {
+    return this.#holding?.(key) ?? false;
   }
 
   /**
@@ -379,6 +400,7 @@ export class PartitionSupervisor<T> {
     return this.#serial(async () => {
       const now = this.#o.now();
       this.#holding = null;
+      this.#holdStart = null;
       for (const [key, actor] of rebuilt ?? []) {
         this.#actors.get(key)?.stop();
         this.#actors.set(key, actor);
@@ -536,10 +558,10 @@ export class PartitionSupervisor<T> {
 
   /**
    * Operator reset of one key: its state starts again empty, with versions continuing above
-   * every version it issued, so version-guarded sinks accept what comes next. Returns the
+   * every version it or the sinks hold, so version-guarded sinks accept what comes next. Returns the
    * new version base, or undefined when the key has neither a live actor nor a snapshot.
    */
-  async reset(key: string): Promise<number | undefined> {
+  async reset(key: string, storedVersion = 0): Promise<number | undefined> {
     const now = this.#o.now();
     if (!this.#actors.has(key)) {
       const stored = (await this.#o.store.load(this.kind, [key])).get(key);
@@ -547,7 +569,9 @@ export class PartitionSupervisor<T> {
       this.#spawn(key, stored, now);
     }
     const actor = this.#actors.get(key)!;
-    const versionBase = actor.maxVersion() + 1;
+    // Above what the sinks hold too: just after a restart or handoff they can be ahead of
+    // the snapshot the actor came from, and would then win over every post-reset write.
+    const versionBase = Math.max(actor.maxVersion(), storedVersion) + 1;
     actor.reset(versionBase);
     this.#track(actor);
     return versionBase;
@@ -565,22 +589,29 @@ export class PartitionSupervisor<T> {
     const { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty } = await this.#serial(
       () => {
         const now = this.#o.now();
-        const commitOffset = options.snapshot && this.#processedOffset > this.#flushedOffset
-          ? this.#processedOffset + 1
+        const position = this.#holdStart ?? { offset: this.#processedOffset, clock: this.#clock };
+        const commitOffset = options.snapshot && position.offset > this.#flushedOffset
+          ? position.offset + 1
           : null;
-        // Stored last, after the snapshots it relies on.
-        const partitionState = commitOffset === null ? null : {
-          key: this.#o.store.partitionKey(this.topic, this.partition),
-          value: JSON.stringify(this.#persistState(now)),
-        };
+        const dirty = [...this.#actors.values()].filter((a) => a.dirty);
+        // Stored last, after the snapshots it relies on; also whenever snapshots are stored
+        // during a hold, so the open keys it lists cover theirs.
+        const partitionState = commitOffset === null && !(options.snapshot && dirty.length > 0)
+          ? null
+          : {
+            key: this.#o.store.partitionKey(this.topic, this.partition),
+            value: JSON.stringify(this.#persistState(position.offset, position.clock, now)),
+          };
         let clockCheckpoint: ClockCheckpoint | null = null;
-        if (commitOffset !== null && now - this.#lastCheckpointMs >= CLOCK_CHECKPOINT_EVERY_MS) {
+        if (
+          commitOffset !== null && this.#holdStart === null &&
+          now - this.#lastCheckpointMs >= CLOCK_CHECKPOINT_EVERY_MS
+        ) {
           this.#lastCheckpointMs = now;
           clockCheckpoint = { offset: this.#processedOffset, clock: structuredClone(this.#clock) };
         }
         const dlq = this.#dlq;
         this.#dlq = [];
-        const dirty = [...this.#actors.values()].filter((a) => a.dirty);
         return { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty };
       },
     );
@@ -619,10 +650,10 @@ export class PartitionSupervisor<T> {
     };
   }
 
-  #persistState(now: number): PersistedPartition {
+  #persistState(offset: number, clock: ClockState, now: number): PersistedPartition {
     return {
-      offset: this.#processedOffset,
-      clock: this.#clock,
+      offset,
+      clock,
       pending: Object.fromEntries(this.#pending),
       saved_at_ms: now,
     };

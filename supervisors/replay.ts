@@ -1,10 +1,17 @@
 /**
  * Replay of a key range on this node: for every owned partition of the kind, hold back the
- * live events of the matching keys, rebuild those keys from the partition's Kafka history
- * (from `fromTimeMs` up to the last offset applied live), then either report how the rebuilt
- * state differs from the stored projections (dry run) or swap the rebuilt actors in, with
- * versions above everything stored, and flush. Held live events are applied afterwards, so
- * none is lost or counted twice; other keys never stop.
+ * live events of the matching keys (flushes then store and commit the position where the
+ * hold began, so a crash fetches the held events again), rebuild those keys from the whole
+ * retained history of the partition up to the last offset applied live, then either report
+ * how the rebuilt state differs from what is stored (dry run) or swap the rebuilt actors in,
+ * with versions above everything stored, and flush. Held live events are applied after the
+ * swap, so none is lost or counted twice; other keys never stop.
+ *
+ * Stored results are replaced, never deleted first: the rebuilt rows win by version, and
+ * what the rebuild no longer produces is deleted only once the new state is stored.
+ * `fromTimeMs` limits which bars are written again (those starting at or after the start of
+ * the largest window that holds it); the state itself is always rebuilt from the start of the
+ * log, so every bar, latest price, curve and the dedup memory equal a full rebuild.
  */
 import type { Kafka, KafkaMessage } from "kafkajs";
 import type { ActorKind, ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
@@ -23,9 +30,15 @@ import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type ClickHouseClient, queryRows } from "../stores/clickhouse.ts";
+import {
+  deleteOlder,
+  projectionKeys,
+  type ProjectionStoreDeps,
+  storedMaxVersions,
+} from "../stores/projection_store.ts";
 import type { Redis } from "../stores/redis.ts";
-import { redisKeys } from "../stores/redis_keys.ts";
-import { sqlIdentifier, sqlNumber, sqlString } from "../stores/sql.ts";
+import type { RedisKeys } from "../stores/redis_keys.ts";
+import { sqlIdentifier, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
 
@@ -53,15 +66,29 @@ export interface ReplayResult {
   differences: ReplayDifference[];
 }
 
+export interface ReplayProgress {
+  /** Log records read so far, of the total between each partition's start and its end. */
+  recordsRead: number;
+  recordsTotal: number;
+  events: number;
+  keys: number;
+}
+
 export interface ReplayDeps {
   config: Config;
   kafka: Kafka;
   consumer: ActorConsumer;
   redis: Redis;
   clickhouse: ClickHouseClient;
+  keys: RedisKeys;
   logger: Logger;
-  onProgress?: (progress: { partitionsDone: number; partitions: number; events: number }) => void;
+  onProgress?: (progress: ReplayProgress) => void;
+  /** Aborts the replay (cancel): the hold ends with the live actors kept. */
+  signal?: AbortSignal;
 }
+
+/** Reading stops with an error when no record arrived for this long. */
+const READ_STALL_MS = 120_000;
 
 /** The keys a replay covers: an inclusive range or a prefix. */
 export function keyMatcher(spec: Pick<ReplaySpec, "fromKey" | "toKey" | "prefix">) {
@@ -74,143 +101,225 @@ export function keyMatcher(spec: Pick<ReplaySpec, "fromKey" | "toKey" | "prefix"
   return (key: string) => key >= from && (to === undefined || key <= to);
 }
 
+/** The key range a spec covers as [from, to] (to undefined: unbounded), for overlap tests. */
+export function keyRange(spec: Pick<ReplaySpec, "fromKey" | "toKey" | "prefix">) {
+  if (spec.prefix !== undefined) return { from: spec.prefix, to: `${spec.prefix}\uffff` };
+  return { from: spec.fromKey ?? "", to: spec.toKey };
+}
+
+/** Two specs of the same kind whose key ranges share a key. */
+export function overlaps(a: ReplaySpec, b: ReplaySpec): boolean {
+  if (a.kind !== b.kind) return false;
+  const x = keyRange(a);
+  const y = keyRange(b);
+  return (y.to === undefined || x.from <= y.to) && (x.to === undefined || y.from <= x.to);
+}
+
 // deno-lint-ignore no-explicit-any
 type AnyPartition = PartitionSupervisor<any>;
+
+/** One partition's rebuilt keys, with their versions' base and their writes so far. */
+interface PartitionRebuild {
+  actors: Map<string, KeyActor<unknown>>;
+  bases: Map<string, number>;
+  outputs: Map<string, OutputsByIdentity>;
+  clockAtEnd: EventClock;
+}
 
 export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<ReplayResult> {
   const match = keyMatcher(spec);
   const parts = deps.consumer.partitions.filter((p) => p.kind === spec.kind && p.alive);
-  const result: ReplayResult = { partitions: [], keys: [], events: 0, differences: [] };
-  const ends = await Promise.all(parts.map((p) => p.hold(match)));
-  const rebuiltByPartition = new Map<AnyPartition, Map<string, KeyActor<unknown>>>();
+  const held: AnyPartition[] = [];
+  const ends: number[] = [];
+  const releaseAll = (rebuilt?: Map<AnyPartition, PartitionRebuild>) =>
+    Promise.all(held.map((p) => p.release(rebuilt?.get(p)?.actors ?? null)));
   try {
-    const history = await readHistory(deps, parts, ends, spec.fromTimeMs, match, spec.kind);
     for (const p of parts) {
-      const read = history.get(p.partition) ?? { events: new Map(), clockAtEnd: p.clock };
-      const events = read.events;
-      const rebuilt = await rebuild(deps, p, read, spec);
-      rebuiltByPartition.set(p, rebuilt);
-      result.partitions.push(p.partition);
-      for (const [key, list] of events) {
-        result.keys.push(key);
-        result.events += list.length;
-      }
-      deps.onProgress?.({
-        partitionsDone: result.partitions.length,
-        partitions: parts.length,
-        events: result.events,
-      });
+      ends.push(await p.hold(match));
+      held.push(p);
     }
+  } catch (err) {
+    await releaseAll();
+    throw err;
+  }
+  const result: ReplayResult = { partitions: [], keys: [], events: 0, differences: [] };
+  let rebuilt: Map<AnyPartition, PartitionRebuild>;
+  const bases = new Map<string, number>();
+  try {
+    rebuilt = await rebuildFromLog(deps, parts, ends, spec, match, result);
     const outputsByKey = new Map<string, ActorOutputs>();
-    for (const rebuilt of rebuiltByPartition.values()) {
-      for (const [key, actor] of rebuilt) {
-        const out = filterBefore(actor.collect(), spec.fromTimeMs, deps.config);
+    for (const [p, r] of rebuilt) {
+      result.partitions.push(p.partition);
+      for (const [key, actor] of r.actors) {
+        actor.advance(r.clockAtEnd);
+        const acc = r.outputs.get(key)!;
+        acc.add(actor.collect());
+        const out = filterBefore(acc.outputs(), replacedFrom(spec, deps.config));
         outputsByKey.set(key, out);
+        bases.set(key, r.bases.get(key)!);
         if (!spec.dryRun) actor.carry(out);
       }
     }
-    if (spec.dryRun) {
-      result.differences = await differences(deps, spec.kind, outputsByKey);
-    } else {
-      await clearStored(deps, spec, [...outputsByKey.keys()]);
-    }
+    result.keys = [...outputsByKey.keys()].sort();
+    if (spec.dryRun) result.differences = await differences(deps, spec.kind, outputsByKey);
+    deps.signal?.throwIfAborted();
   } catch (err) {
-    await Promise.all(parts.map((p) => p.release(null)));
+    await releaseAll();
     throw err;
   }
-  await Promise.all(
-    parts.map((p) => p.release(spec.dryRun ? null : rebuiltByPartition.get(p) ?? null)),
-  );
-  if (!spec.dryRun) await deps.consumer.flush();
-  result.keys.sort();
+  await releaseAll(spec.dryRun ? undefined : rebuilt);
+  if (spec.dryRun) {
+    for (const r of rebuilt.values()) for (const actor of r.actors.values()) actor.stop();
+    return result;
+  }
+  await deps.consumer.flush();
+  const moved = parts.filter((p) => !p.alive).map((p) => p.partition);
+  if (moved.length > 0) {
+    throw new Error(
+      `partitions ${moved.join(", ")} moved or restarted before the rebuilt state was stored; ` +
+        "their stored results are unchanged: run the replay again",
+    );
+  }
+  // The new state is durable: what it did not write again is stale.
+  await deleteOlder(projectionStore(deps), spec.kind, bases, replacedFrom(spec, deps.config));
   return result;
 }
 
-/** Bars that start before the replay's start were not rebuilt whole: they are not written. */
-function filterBefore(out: ActorOutputs, fromTimeMs: number, config: Config): ActorOutputs {
-  if (fromTimeMs <= 0) return out;
-  const largest = Math.max(...config.DATA_PROC_BAR_WINDOWS.map((w) => w.ms));
-  const from = Math.ceil(fromTimeMs / largest) * largest;
-  const keep = (start: unknown) => typeof start !== "number" || start >= from;
+function projectionStore(deps: ReplayDeps): ProjectionStoreDeps {
   return {
-    projections: out.projections.filter((p) =>
-      !p.key.startsWith("projection:bar:") || keep(p.order)
-    ),
+    config: deps.config,
+    redis: deps.redis,
+    clickhouse: deps.clickhouse,
+    keys: deps.keys,
+  };
+}
+
+/**
+ * Gold rows at or after this time are written again (0: all): bars from the start of the
+ * largest window holding `fromTimeMs` (whole windows only), curve points from `fromTimeMs`.
+ */
+function replacedFrom(spec: ReplaySpec, config: Config): number {
+  if (spec.fromTimeMs <= 0) return 0;
+  if (spec.kind === "curve") return spec.fromTimeMs;
+  const largest = Math.max(...config.DATA_PROC_BAR_WINDOWS.map((w) => w.ms));
+  return Math.floor(spec.fromTimeMs / largest) * largest;
+}
+
+/** Keeps the gold rows a replay from a time writes again; projections are always rewritten. */
+function filterBefore(out: ActorOutputs, from: number): ActorOutputs {
+  if (from <= 0) return out;
+  const keep = (at: unknown) => typeof at !== "number" || at >= from;
+  return {
+    projections: out.projections,
     barRows: out.barRows.filter((r) => keep(r.start_ms)),
-    curveRows: out.curveRows,
+    curveRows: out.curveRows.filter((r) => keep(r.event_time_ms)),
     messages: out.messages.filter((m) => m.topic !== "bars" || keep(JSON.parse(m.value).start_ms)),
   };
 }
 
-interface PartitionHistory {
-  events: Map<string, KeyedEvent<unknown>[]>;
-  /** The partition's clock after the last record read (what the rebuilt keys close by). */
-  clockAtEnd: EventClock;
+/**
+ * A rebuilt key's writes, the newest per identity (one bar, one curve point, one projection,
+ * one final-bar message): collecting after every fetched batch keeps the machine's change
+ * list short (so the rebuild stays linear in the history) without writing a bar twice.
+ */
+class OutputsByIdentity {
+  readonly #projections = new Map<string, ActorOutputs["projections"][number]>();
+  readonly #barRows = new Map<string, Record<string, unknown>>();
+  readonly #curveRows = new Map<string, Record<string, unknown>>();
+  readonly #messages = new Map<string, ActorOutputs["messages"][number]>();
+
+  add(out: ActorOutputs): void {
+    for (const p of out.projections) this.#projections.set(p.key, p);
+    for (const r of out.barRows) this.#barRows.set(`${r.resolution}|${r.start_ms}`, r);
+    for (const r of out.curveRows) this.#curveRows.set(`${r.as_of}|${r.tenor}`, r);
+    for (const m of out.messages) {
+      const id = m.topic === "bars"
+        ? (({ resolution, start_ms }) => `bars|${resolution}|${start_ms}`)(JSON.parse(m.value))
+        : m.topic;
+      // Re-inserted so the messages keep the order of their last change.
+      this.#messages.delete(id);
+      this.#messages.set(id, m);
+    }
+  }
+
+  outputs(): ActorOutputs {
+    return {
+      projections: [...this.#projections.values()],
+      barRows: [...this.#barRows.values()],
+      curveRows: [...this.#curveRows.values()],
+      messages: [...this.#messages.values()],
+    };
+  }
+}
+
+/** A partition being read: where it starts and ends, its clock, and its rebuilt keys. */
+interface Reading {
+  p: AnyPartition;
+  from: number;
+  end: number;
+  clock: ClockState;
+  clockIncludes: number;
+  rebuild: PartitionRebuild;
 }
 
 /**
- * Reads each partition from the offset at `fromTimeMs` to its end offset (inclusive). Each
- * event gets the partition's clock at its offset, as the live run judged it: the clock is
- * rebuilt from the newest checkpoint at or before the start (or from the beginning) through
- * the watermark records read on the way.
+ * Reads each held partition from its first retained record to the offset it had applied
+ * when the hold began, feeding the matching keys' events, each with the partition's clock at
+ * its offset as the live run judged it, into detached actors batch by batch.
  */
-async function readHistory(
+async function rebuildFromLog(
   deps: ReplayDeps,
   parts: AnyPartition[],
   ends: number[],
-  fromTimeMs: number,
+  spec: ReplaySpec,
   match: (key: string) => boolean,
-  kind: ActorKind,
-): Promise<Map<number, PartitionHistory>> {
-  const out = new Map<number, PartitionHistory>();
-  const wanted = parts.map((p, i) => ({ p, end: ends[i]! })).filter((w) => w.end >= 0);
-  if (wanted.length === 0) return out;
-  const topic = wanted[0]!.p.topic;
+  result: ReplayResult,
+): Promise<Map<AnyPartition, PartitionRebuild>> {
+  const out = new Map<AnyPartition, PartitionRebuild>();
+  for (const p of parts) {
+    out.set(p, { actors: new Map(), bases: new Map(), outputs: new Map(), clockAtEnd: p.clock });
+  }
+  if (parts.length === 0) return out;
+  const topic = parts[0]!.topic;
   const admin = deps.kafka.admin();
   await admin.connect();
-  let starts: Map<number, number>;
   let lows: Map<number, number>;
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
     lows = new Map(offsets.map((o) => [o.partition, Number(o.low)]));
-    starts = fromTimeMs > 0
-      ? new Map(
-        (await admin.fetchTopicOffsetsByTimestamp(topic, fromTimeMs)).map((
-          o,
-        ) => [o.partition, Number(o.offset)]),
-      )
-      : lows;
   } finally {
     await admin.disconnect();
   }
-  const reading = new Map<number, {
-    end: number;
-    start: number;
-    readFrom: number;
-    clock: ClockState;
-    clockIncludes: number;
-    history: PartitionHistory;
-  }>();
-  for (const w of wanted) {
-    const start = starts.get(w.p.partition) ?? 0;
-    const history: PartitionHistory = { events: new Map(), clockAtEnd: w.p.clock };
-    out.set(w.p.partition, history);
-    if (start > w.end) continue;
-    const checkpoint = await deps.consumer.clockCheckpointAtOrBefore(topic, w.p.partition, start);
-    reading.set(w.p.partition, {
-      end: w.end,
-      start,
-      readFrom: checkpoint ? Math.min(start, checkpoint.offset + 1) : lows.get(w.p.partition) ?? 0,
+  const reading = new Map<number, Reading>();
+  for (const [i, p] of parts.entries()) {
+    const from = lows.get(p.partition) ?? 0;
+    const end = ends[i]!;
+    if (end < from) continue;
+    // Records below the log start are gone; a checkpoint tells the clock they had built.
+    const checkpoint = from > 0
+      ? await deps.consumer.clockCheckpointAtOrBefore(topic, p.partition, from - 1)
+      : undefined;
+    reading.set(p.partition, {
+      p,
+      from,
+      end,
       clock: checkpoint?.clock ?? emptyClockState(),
       clockIncludes: checkpoint?.offset ?? -1,
-      history,
+      rebuild: out.get(p)!,
     });
   }
   if (reading.size === 0) return out;
+  const progress: ReplayProgress = {
+    recordsRead: 0,
+    recordsTotal: [...reading.values()].reduce((n, r) => n + r.end - r.from + 1, 0),
+    events: 0,
+    keys: 0,
+  };
+  deps.onProgress?.({ ...progress });
 
-  const schema = kind === "instrument" ? NormalizedTick : NormalizedCurvePoint;
+  const schema = spec.kind === "instrument" ? NormalizedTick : NormalizedCurvePoint;
   const keyOf = (v: unknown) =>
-    kind === "instrument"
+    spec.kind === "instrument"
       ? (v as NormalizedTick).instrument_id
       : (v as NormalizedCurvePoint).curve_id;
   const consumer = deps.kafka.consumer({
@@ -225,59 +334,80 @@ async function readHistory(
       resolveDone = res;
       rejectDone = rej;
     });
+    let lastRecordAt = Date.now();
     const joined = new Promise<void>((res) => consumer.on(consumer.events.GROUP_JOIN, () => res()));
     await consumer.subscribe({ topic, fromBeginning: true });
     const remaining = new Set(reading.keys());
     await consumer.run({
       autoCommit: false,
-      // deno-lint-ignore require-await
       eachBatch: async ({ batch, isRunning }) => {
         const r = reading.get(batch.partition);
         if (r === undefined || !remaining.has(batch.partition) || !isRunning()) return;
+        if (deps.signal?.aborted) return rejectDone(deps.signal.reason);
+        lastRecordAt = Date.now();
+        const byKey = new Map<string, KeyedEvent<unknown>[]>();
+        let read = 0;
         for (const m of batch.messages as KafkaMessage[]) {
           const offset = Number(m.offset);
           if (offset > r.end) break;
-          if (offset < r.readFrom) continue; // fetched before the seek took effect
+          if (offset < r.from) continue; // fetched before the seek took effect
+          read++;
           if (isControlRecord(m.headers)) {
             if (offset <= r.clockIncludes) continue;
             const mark = decodeJson(WatermarkRecord, m.value);
             if (mark.ok) applyWatermark(r.clock, mark.value);
             continue;
           }
-          if (offset < r.start) continue; // read only for the clock
           const decoded = decodeJson(schema, m.value);
           if (!decoded.ok) continue;
           const key = keyOf(decoded.value);
           if (!match(key)) continue;
-          const list = r.history.events.get(key) ?? [];
-          list.push({
+          const event = {
             offset,
             appendTimeMs: Number(m.timestamp),
             clock: currentClock(r.clock),
             value: decoded.value,
-          });
-          r.history.events.set(key, list);
+          };
+          const list = byKey.get(key);
+          if (list) list.push(event);
+          else byKey.set(key, [event]);
         }
+        try {
+          await applyBatch(deps, spec.kind, r, byKey);
+        } catch (err) {
+          return rejectDone(err);
+        }
+        progress.recordsRead += read;
+        for (const events of byKey.values()) progress.events += events.length;
+        result.events = progress.events;
         if (Number(batch.lastOffset()) >= r.end) {
-          r.history.clockAtEnd = currentClock(r.clock);
+          r.rebuild.clockAtEnd = currentClock(r.clock);
           remaining.delete(batch.partition);
           consumer.pause([{ topic, partitions: [batch.partition] }]);
           if (remaining.size === 0) resolveDone();
         }
+        progress.keys = [...reading.values()].reduce((n, x) => n + x.rebuild.actors.size, 0);
+        deps.onProgress?.({ ...progress });
       },
     }).catch(rejectDone);
     await joined;
-    // `lows` has every partition of the topic.
     for (const partition of lows.keys()) {
       const r = reading.get(partition);
-      if (r) consumer.seek({ topic, partition, offset: String(r.readFrom) });
+      if (r) consumer.seek({ topic, partition, offset: String(r.from) });
       else consumer.pause([{ topic, partitions: [partition] }]);
     }
-    const timeout = setTimeout(() => rejectDone(new Error("replay read timed out")), 300_000);
+    const stalled = setInterval(() => {
+      if (Date.now() - lastRecordAt > READ_STALL_MS) {
+        rejectDone(new Error(`replay read no record for ${READ_STALL_MS / 1000} s`));
+      }
+    }, 1000);
+    const onAbort = () => rejectDone(deps.signal?.reason);
+    deps.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await done;
     } finally {
-      clearTimeout(timeout);
+      clearInterval(stalled);
+      deps.signal?.removeEventListener("abort", onAbort);
     }
   } finally {
     await consumer.disconnect();
@@ -285,84 +415,34 @@ async function readHistory(
   return out;
 }
 
-/** Rebuilds each key from its events, with versions above everything stored for it. */
-async function rebuild(
-  deps: ReplayDeps,
-  p: AnyPartition,
-  { events, clockAtEnd }: PartitionHistory,
-  spec: ReplaySpec,
-): Promise<Map<string, KeyActor<unknown>>> {
-  const keys = [...events.keys()];
-  const stored = await storedMaxVersions(deps, spec.kind, keys);
-  const rebuilt = new Map<string, KeyActor<unknown>>();
-  for (const key of keys) {
-    const base = Math.max(await p.maxVersion(key), stored.get(key) ?? 0) + 1;
-    const actor = p.detachedActor(key, base) as KeyActor<unknown>;
-    for (const e of events.get(key)!) actor.enqueue(e);
-    actor.drain(Date.now());
-    actor.advance(clockAtEnd);
-    rebuilt.set(key, actor);
-  }
-  return rebuilt;
-}
-
-function projectionKeys(config: Config, kind: ActorKind, key: string): string[] {
-  return redisKeys(config.DATA_PROC_REDIS_PREFIX, config.DATA_PROC_GROUP_ID)
-    .projectionsOf(kind, key, config.DATA_PROC_BAR_WINDOWS.map((w) => w.name));
-}
-
-/** The highest version stored for each key in Redis projections and ClickHouse gold rows. */
-async function storedMaxVersions(
+/**
+ * Applies one fetched batch's events to the rebuilt actors (creating those seen for the
+ * first time, with versions above everything stored or issued for them), then takes their
+ * writes, so each actor's change list stays short however long the history.
+ */
+async function applyBatch(
   deps: ReplayDeps,
   kind: ActorKind,
-  keys: string[],
-): Promise<Map<string, number>> {
-  const max = new Map<string, number>();
-  if (keys.length === 0) return max;
-  const bump = (key: string, v: number) => max.set(key, Math.max(max.get(key) ?? 0, v));
-  const pairs = keys.flatMap((k) => projectionKeys(deps.config, kind, k).map((rk) => [k, rk]));
-  const values = await deps.redis.mget(pairs.map(([, rk]) => rk!));
-  values.forEach((v, i) => {
-    if (v === null) return;
-    try {
-      const version = Number(JSON.parse(v).version);
-      if (Number.isFinite(version)) bump(pairs[i]![0]!, version);
-    } catch {
-      // not JSON: replaced by the rebuild anyway
+  r: Reading,
+  byKey: Map<string, KeyedEvent<unknown>[]>,
+): Promise<void> {
+  const { actors, bases, outputs } = r.rebuild;
+  const fresh = [...byKey.keys()].filter((k) => !actors.has(k));
+  if (fresh.length > 0) {
+    const stored = await storedMaxVersions(projectionStore(deps), kind, fresh);
+    for (const key of fresh) {
+      const base = Math.max(await r.p.maxVersion(key), stored.get(key) ?? 0) + 1;
+      bases.set(key, base);
+      actors.set(key, r.p.detachedActor(key, base) as KeyActor<unknown>);
+      outputs.set(key, new OutputsByIdentity());
     }
-  });
-  const gold = sqlIdentifier(deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB);
-  const table = kind === "instrument" ? "bars" : "curves";
-  const idColumn = kind === "instrument" ? "instrument_id" : "curve_id";
-  const rows = await queryRows<{ id: string; v: string }>(
-    deps.clickhouse,
-    `SELECT ${idColumn} AS id, max(version) AS v FROM ${gold}.${table}
-     WHERE ${idColumn} IN (${keys.map(sqlString).join(", ")}) GROUP BY ${idColumn}`,
-  );
-  for (const row of rows) bump(row.id, Number(row.v));
-  return max;
-}
-
-/** Removes the keys' stored projections and gold rows that the rebuild writes again. */
-async function clearStored(deps: ReplayDeps, spec: ReplaySpec, keys: string[]): Promise<void> {
-  if (keys.length === 0) return;
-  await deps.redis.del(...keys.flatMap((k) => projectionKeys(deps.config, spec.kind, k)));
-  const gold = sqlIdentifier(deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB);
-  const list = keys.map(sqlString).join(", ");
-  if (spec.kind === "instrument") {
-    const largest = Math.max(...deps.config.DATA_PROC_BAR_WINDOWS.map((w) => w.ms));
-    const from = spec.fromTimeMs > 0 ? Math.ceil(spec.fromTimeMs / largest) * largest : 0;
-    await deps.clickhouse.command({
-      query: `ALTER TABLE ${gold}.bars DELETE WHERE instrument_id IN (${list}) AND start_ms >= ${
-        sqlNumber(from)
-      }`,
-    });
-  } else {
-    await deps.clickhouse.command({
-      query: `ALTER TABLE ${gold}.curves DELETE WHERE curve_id IN (${list}) AND event_time_ms >= ${
-        sqlNumber(Math.max(0, spec.fromTimeMs))
-      }`,
-    });
+  }
+  const now = Date.now();
+  for (const [key, events] of byKey) {
+    const actor = actors.get(key)!;
+    for (const e of events) actor.enqueue(e);
+    actor.drain(now); // rejections were sent to the DLQ by the live run
+    outputs.get(key)!.add(actor.collect());
   }
 }
 
@@ -399,11 +479,12 @@ async function differences(
   const out: ReplayDifference[] = [];
   const prefix = deps.config.DATA_PROC_REDIS_PREFIX;
   const gold = sqlIdentifier(deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB);
+  const stores = projectionStore(deps);
   for (const [key, outputs] of outputsByKey) {
     const rebuiltProjections = new Map(
       outputs.projections.map((p) => [p.key, JSON.parse(p.value)]),
     );
-    const keys = projectionKeys(deps.config, kind, key).map((k) => k.slice(prefix.length));
+    const keys = projectionKeys(stores, kind, key).map((k) => k.slice(prefix.length));
     const stored = await deps.redis.mget(keys.map((k) => prefix + k));
     keys.forEach((k, i) => {
       const rebuilt = rebuiltProjections.get(k) ?? null;

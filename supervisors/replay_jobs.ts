@@ -1,7 +1,10 @@
 /**
- * Replay jobs across nodes: the node that receives `POST /replay` records the job in Redis
- * and asks every node owning partitions of the kind to replay its share; each node writes
- * its own progress into the job, so any node can answer `GET /replay/{id}`.
+ * Replay jobs across nodes. The node that receives `POST /replay` records the job in Redis,
+ * with one share per node owning partitions of the kind, and puts the job id in each other
+ * node's inbox; every node takes its shares from its inbox (no node calls another, so no
+ * credential travels) and writes its own progress into the job, so any node can answer
+ * `GET /replay/{id}`. Jobs over overlapping key ranges of a kind never run at once, and a
+ * share whose node left the group counts as failed, so the job can be retried.
  */
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
@@ -9,28 +12,53 @@ import { recordAudit } from "../stores/audit_log.ts";
 import type { Sql } from "../stores/postgres.ts";
 import type { Redis } from "../stores/redis.ts";
 import type { RedisKeys } from "../stores/redis_keys.ts";
-import { type ReplayDeps, type ReplayDifference, replayOnNode, type ReplaySpec } from "./replay.ts";
+import { HoldConflictError } from "./partition_supervisor.ts";
+import {
+  overlaps,
+  type ReplayDeps,
+  type ReplayDifference,
+  replayOnNode,
+  type ReplayProgress,
+  type ReplaySpec,
+} from "./replay.ts";
+import { jitteredBackoffMs } from "./restart_policy.ts";
+import { sleep } from "./sleep.ts";
 
-export type NodeJobStatus = "pending" | "running" | "done" | "failed";
+export type JobStatus = "pending" | "running" | "done" | "failed" | "cancelled";
+
+export interface NodeProgress {
+  records_read: number;
+  records_total: number;
+  events: number;
+  keys: number;
+  percent: number;
+  /** Estimated time left from the read rate so far (null until it can be told). */
+  eta_ms: number | null;
+}
 
 export interface NodeJobState {
   node_id: string;
-  status: NodeJobStatus;
+  status: JobStatus;
+  attempt?: number;
+  started_at_ms?: number;
   partitions?: number[];
   keys?: string[];
   events?: number;
   differences?: ReplayDifference[];
-  progress?: { partitions_done: number; partitions: number; events: number };
+  progress?: NodeProgress;
   error?: string;
   updated_at_ms: number;
 }
 
 export interface ReplayJobView {
   job_id: string;
-  status: NodeJobStatus;
+  status: JobStatus;
   spec: ReplaySpec;
   requested_by: string;
   created_at_ms: number;
+  cancel_requested_by?: string;
+  /** Over every share: records read of the records to read, and the longest ETA. */
+  progress: { percent: number; eta_ms: number | null };
   nodes: NodeJobState[];
   keys: string[];
   events: number;
@@ -40,6 +68,16 @@ export interface ReplayJobView {
 const TTL_SECONDS = 7 * 24 * 3600;
 /** Job ids kept in the recent-jobs index (older ones drop out; the jobs themselves expire). */
 const INDEX_SIZE = 100;
+/** Jobs checked for an overlap (a running job is always among the most recent ones). */
+const OVERLAP_WINDOW = 50;
+const FINISHED: readonly JobStatus[] = ["done", "failed", "cancelled"];
+
+export class ReplayConflict extends Error {
+  constructor(readonly running: ReplayJobView) {
+    super(`replay job ${running.job_id} (${running.status}) covers an overlapping key range`);
+    this.name = "ReplayConflict";
+  }
+}
 
 export class ReplayJobs {
   readonly #redis: Redis;
@@ -50,35 +88,70 @@ export class ReplayJobs {
     this.#keys = keys;
   }
 
+  /**
+   * Records a new job with a pending share for each node and puts it in their inboxes,
+   * unless a job over an overlapping key range of the kind is still pending or running
+   * (throws ReplayConflict naming it). `liveNodes` are the nodes in the group now.
+   */
   async create(
-    id: string,
     spec: ReplaySpec,
     requestedBy: string,
     nodeIds: string[],
-  ): Promise<void> {
-    const key = this.#keys.replayJob(id);
-    const now = Date.now();
-    const fields: Record<string, string> = {
-      spec: JSON.stringify(spec),
-      requested_by: requestedBy,
-      created_at_ms: String(now),
-    };
-    for (const nodeId of nodeIds) {
-      fields[`node:${nodeId}`] = JSON.stringify(
-        { node_id: nodeId, status: "pending", updated_at_ms: now } satisfies NodeJobState,
+    liveNodes: ReadonlySet<string>,
+  ): Promise<string> {
+    const lock = this.#keys.replayLock(spec.kind);
+    const token = crypto.randomUUID();
+    // One creation per kind at a time, so two overlapping requests cannot both pass.
+    for (
+      let attempt = 1;
+      (await this.#redis.set(lock, token, "PX", 10_000, "NX")) !== "OK";
+      attempt++
+    ) {
+      if (attempt > 50) throw new Error("replay job creation is busy; retry");
+      await sleep(jitteredBackoffMs(attempt, { baseMs: 20, capMs: 200 }));
+    }
+    try {
+      for (const job of await this.recent(OVERLAP_WINDOW, liveNodes)) {
+        if (!FINISHED.includes(job.status) && overlaps(job.spec, spec)) {
+          throw new ReplayConflict(job);
+        }
+      }
+      const id = crypto.randomUUID();
+      const key = this.#keys.replayJob(id);
+      const now = Date.now();
+      const fields: Record<string, string> = {
+        spec: JSON.stringify(spec),
+        requested_by: requestedBy,
+        created_at_ms: String(now),
+      };
+      for (const nodeId of nodeIds) {
+        fields[`node:${nodeId}`] = JSON.stringify(
+          { node_id: nodeId, status: "pending", updated_at_ms: now } satisfies NodeJobState,
+        );
+      }
+      const index = this.#keys.replayJobIndex();
+      const tx = this.#redis.multi().hset(key, fields).expire(key, TTL_SECONDS)
+        .zadd(index, now, id).zremrangebyrank(index, 0, -INDEX_SIZE - 1)
+        .expire(index, TTL_SECONDS);
+      for (const nodeId of nodeIds) {
+        tx.lpush(this.#keys.replayInbox(nodeId), id).expire(this.#keys.replayInbox(nodeId), 3600);
+      }
+      await tx.exec();
+      return id;
+    } finally {
+      // Only our own lock (it may have expired and been taken by another request).
+      await this.#redis.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        lock,
+        token,
       );
     }
-    const index = this.#keys.replayJobIndex();
-    await this.#redis.multi().hset(key, fields).expire(key, TTL_SECONDS)
-      .zadd(index, now, id).zremrangebyrank(index, 0, -INDEX_SIZE - 1).expire(index, TTL_SECONDS)
-      .exec();
   }
 
-  /** The `limit` most recently created jobs still stored, newest first. */
-  async recent(limit: number): Promise<ReplayJobView[]> {
-    const ids = await this.#redis.zrevrange(this.#keys.replayJobIndex(), 0, limit - 1);
-    const views = await Promise.all(ids.map((id) => this.get(id)));
-    return views.filter((v): v is ReplayJobView => v !== undefined);
+  /** The next job id in a node's inbox, if any. */
+  async nextFor(nodeId: string): Promise<string | null> {
+    return await this.#redis.rpop(this.#keys.replayInbox(nodeId));
   }
 
   async update(id: string, state: NodeJobState): Promise<void> {
@@ -89,16 +162,38 @@ export class ReplayJobs {
     );
   }
 
-  async get(id: string): Promise<ReplayJobView | undefined> {
+  /** Asks every share of a job to stop; false when there is no such job. */
+  async cancel(id: string, by: string): Promise<boolean> {
+    const key = this.#keys.replayJob(id);
+    if (!(await this.#redis.hexists(key, "spec"))) return false;
+    await this.#redis.hset(key, "cancel_requested_by", by);
+    return true;
+  }
+
+  async cancelRequested(id: string): Promise<boolean> {
+    return (await this.#redis.hexists(this.#keys.replayJob(id), "cancel_requested_by")) === 1;
+  }
+
+  /**
+   * A job's view. With `liveNodes`, a share still pending or running on a node that is no
+   * longer in the group is shown as failed (its node died; the job can be retried).
+   */
+  async get(id: string, liveNodes?: ReadonlySet<string>): Promise<ReplayJobView | undefined> {
     const raw = await this.#redis.hgetall(this.#keys.replayJob(id));
     if (!raw.spec) return undefined;
-    const nodes = Object.entries(raw).filter(([f]) => f.startsWith("node:")).map(([, v]) =>
-      JSON.parse(v) as NodeJobState
-    );
+    const nodes = Object.entries(raw).filter(([f]) => f.startsWith("node:")).map(([, v]) => {
+      const state = JSON.parse(v) as NodeJobState;
+      if (liveNodes && !FINISHED.includes(state.status) && !liveNodes.has(state.node_id)) {
+        return { ...state, status: "failed" as const, error: "its node left the group" };
+      }
+      return state;
+    });
     const spec = JSON.parse(raw.spec) as ReplaySpec;
     const statuses = nodes.map((n) => n.status);
-    const status: NodeJobStatus = statuses.includes("failed")
+    const status: JobStatus = statuses.includes("failed")
       ? "failed"
+      : statuses.includes("cancelled")
+      ? "cancelled"
       : statuses.every((s) => s === "done")
       ? "done"
       : statuses.some((s) => s !== "pending")
@@ -110,13 +205,43 @@ export class ReplayJobs {
       spec,
       requested_by: raw.requested_by ?? "",
       created_at_ms: Number(raw.created_at_ms),
+      ...(raw.cancel_requested_by ? { cancel_requested_by: raw.cancel_requested_by } : {}),
+      progress: overallProgress(nodes),
       nodes,
       keys: [...new Set(nodes.flatMap((n) => n.keys ?? []))].sort(),
-      events: nodes.reduce((sum, n) => sum + (n.events ?? 0), 0),
+      events: nodes.reduce((sum, n) => sum + (n.events ?? n.progress?.events ?? 0), 0),
     };
     if (spec.dryRun) view.differences = nodes.flatMap((n) => n.differences ?? []);
     return view;
   }
+
+  /** The `limit` most recently created jobs still stored, newest first. */
+  async recent(limit: number, liveNodes?: ReadonlySet<string>): Promise<ReplayJobView[]> {
+    const ids = await this.#redis.zrevrange(this.#keys.replayJobIndex(), 0, limit - 1);
+    const views = await Promise.all(ids.map((id) => this.get(id, liveNodes)));
+    return views.filter((v): v is ReplayJobView => v !== undefined);
+  }
+}
+
+function overallProgress(nodes: NodeJobState[]): ReplayJobView["progress"] {
+  if (nodes.length > 0 && nodes.every((n) => n.status === "done")) {
+    return { percent: 100, eta_ms: 0 };
+  }
+  let read = 0;
+  let total = 0;
+  let eta: number | null = 0;
+  for (const n of nodes) {
+    if (n.status === "done") continue;
+    if (!n.progress) {
+      eta = null;
+      continue;
+    }
+    read += n.progress.records_read;
+    total += n.progress.records_total;
+    eta = eta === null || n.progress.eta_ms === null ? null : Math.max(eta, n.progress.eta_ms);
+  }
+  const percent = total === 0 ? 0 : Math.floor((1000 * read) / total) / 10;
+  return { percent, eta_ms: eta };
 }
 
 export interface ReplayRunnerDeps {
@@ -125,26 +250,60 @@ export interface ReplayRunnerDeps {
   sql: Sql;
   logger: Logger;
   /** What a replay needs on this node; throws when the actor stage is not running. */
-  replayDeps: () => Omit<ReplayDeps, "logger" | "onProgress">;
+  replayDeps: () => Omit<ReplayDeps, "logger" | "onProgress" | "signal">;
+  /** Attempts for a share that fails (a store error, a partition that moved meanwhile). */
+  attempts?: number;
+  /** How often the inbox and cancel requests are checked. */
+  pollMs?: number;
 }
 
-/** Runs this node's shares of replay jobs in the background, reporting into each job. */
+/**
+ * Runs this node's shares of replay jobs, one at a time (a partition holds for one replay
+ * only), reporting into each job; takes shares from its inbox and retries a failed share.
+ */
 export class ReplayRunner {
   readonly #d: ReplayRunnerDeps;
+  #queue: Promise<void> = Promise.resolve();
   readonly #running = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  #inboxLoop: Promise<void> | null = null;
 
   constructor(deps: ReplayRunnerDeps) {
     this.#d = deps;
   }
 
+  /** Starts taking shares from this node's inbox. */
+  listen(): void {
+    this.#inboxLoop ??= (async () => {
+      const signal = this.#abort.signal;
+      while (!signal.aborted) {
+        try {
+          const id = await this.#d.jobs.nextFor(this.#d.nodeId);
+          if (id !== null) {
+            const job = await this.#d.jobs.get(id);
+            if (job) this.start(id, job.spec);
+            continue;
+          }
+        } catch (err) {
+          this.#d.logger.warn("cannot read the replay inbox", { err });
+        }
+        await sleep(this.#d.pollMs ?? 250, signal);
+      }
+    })();
+  }
+
+  /** Queues this node's share of a job. */
   start(jobId: string, spec: ReplaySpec): void {
-    const run = this.#run(jobId, spec);
+    const run = this.#queue.then(() => this.#run(jobId, spec));
+    this.#queue = run;
     this.#running.add(run);
     void run.finally(() => this.#running.delete(run));
   }
 
-  /** Resolves when every running share has finished (node shutdown waits for it). */
+  /** Stops taking shares and resolves when the running ones have finished (node shutdown). */
   async settled(): Promise<void> {
+    this.#abort.abort();
+    await this.#inboxLoop;
     await Promise.all(this.#running);
   }
 
@@ -175,40 +334,94 @@ export class ReplayRunner {
   }
 
   async #run(jobId: string, spec: ReplaySpec): Promise<void> {
-    try {
-      const deps = this.#d.replayDeps();
-      await this.#report(jobId, { status: "running" });
-      const result = await replayOnNode({
-        ...deps,
-        logger: this.#d.logger.child("job", { job_id: jobId }),
-        onProgress: (p) =>
-          void this.#report(jobId, {
-            status: "running",
-            progress: {
-              partitions_done: p.partitionsDone,
-              partitions: p.partitions,
+    const attempts = this.#d.attempts ?? 3;
+    const logger = this.#d.logger.child("job", { job_id: jobId });
+    let lastError = "";
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const cancel = new AbortController();
+      const started = Date.now();
+      let lastCheck = 0;
+      try {
+        if (await this.#d.jobs.cancelRequested(jobId)) throw new Cancelled();
+        const deps = this.#d.replayDeps();
+        await this.#report(jobId, { status: "running", attempt, started_at_ms: started });
+        const result = await replayOnNode({
+          ...deps,
+          logger,
+          signal: cancel.signal,
+          onProgress: (p) => {
+            void this.#report(jobId, {
+              status: "running",
+              attempt,
+              started_at_ms: started,
               events: p.events,
-            },
-          }),
-      }, spec);
-      await this.#report(jobId, {
-        status: "done",
-        partitions: result.partitions,
-        keys: result.keys,
-        events: result.events,
-        differences: result.differences,
-      });
-      metrics.replayJobs.labels("done").inc();
-      await this.#audit(jobId, spec, "done", {
-        keys: result.keys.length,
-        events: result.events,
-        differences: result.differences.length,
-      });
-    } catch (err) {
-      this.#d.logger.error("replay failed", { job_id: jobId, err });
-      metrics.replayJobs.labels("failed").inc();
-      await this.#report(jobId, { status: "failed", error: (err as Error).message });
-      await this.#audit(jobId, spec, "failed", { error: (err as Error).message });
+              progress: progressOf(p, Date.now() - started),
+            });
+            if (Date.now() - lastCheck < 1000) return;
+            lastCheck = Date.now();
+            void this.#d.jobs.cancelRequested(jobId).then((yes) => {
+              if (yes) cancel.abort(new Cancelled());
+            }, () => {});
+          },
+        }, spec);
+        await this.#report(jobId, {
+          status: "done",
+          attempt,
+          started_at_ms: started,
+          partitions: result.partitions,
+          keys: result.keys,
+          events: result.events,
+          differences: result.differences,
+        });
+        metrics.replayJobs.labels("done").inc();
+        await this.#audit(jobId, spec, "done", {
+          keys: result.keys.length,
+          events: result.events,
+          differences: result.differences.length,
+          attempt,
+        });
+        return;
+      } catch (err) {
+        if (err instanceof Cancelled || cancel.signal.aborted) {
+          metrics.replayJobs.labels("cancelled").inc();
+          await this.#report(jobId, { status: "cancelled", attempt });
+          await this.#audit(jobId, spec, "cancelled", { attempt });
+          return;
+        }
+        lastError = (err as Error).message ?? String(err);
+        logger.error("replay share failed", { attempt, attempts, err });
+        // A conflict will not clear by retrying within this job.
+        if (err instanceof HoldConflictError || attempt === attempts) break;
+        await this.#report(jobId, { status: "running", attempt, error: lastError });
+        await sleep(
+          jitteredBackoffMs(attempt, { baseMs: 1000, capMs: 10_000 }),
+          this.#abort.signal,
+        );
+      }
     }
+    metrics.replayJobs.labels("failed").inc();
+    await this.#report(jobId, { status: "failed", error: lastError });
+    await this.#audit(jobId, spec, "failed", { error: lastError });
   }
+}
+
+class Cancelled extends Error {
+  constructor() {
+    super("cancelled by an operator");
+    this.name = "Cancelled";
+  }
+}
+
+function progressOf(p: ReplayProgress, elapsedMs: number): NodeProgress {
+  const fraction = p.recordsTotal === 0 ? 1 : p.recordsRead / p.recordsTotal;
+  return {
+    records_read: p.recordsRead,
+    records_total: p.recordsTotal,
+    events: p.events,
+    keys: p.keys,
+    percent: Math.floor(1000 * fraction) / 10,
+    eta_ms: fraction > 0 && elapsedMs > 0
+      ? Math.round(elapsedMs * (1 - fraction) / fraction)
+      : null,
+  };
 }

@@ -217,7 +217,9 @@ async function replayRange(node: NodeProcess, env: TestEnv, from: string, to: st
   assert.equal(res.status, 202);
   const { job_id } = await res.json();
   await pollUntil("replay done", async () => {
-    const job = await (await fetch(`${node.url}/replay/${job_id}`)).json();
+    const job = await (await fetch(`${node.url}/replay/${job_id}`, {
+      headers: { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` },
+    })).json();
     if (job.status === "failed") throw new Error(`replay failed: ${JSON.stringify(job)}`);
     return job.status === "done" ? job : undefined;
   });

@@ -32,7 +32,9 @@ async function replay(node: NodeProcess, env: TestEnv, body: Record<string, unkn
   const accepted = await res.json();
   assert.equal(res.status, 202, JSON.stringify(accepted));
   return await pollUntil("replay job done", async () => {
-    const job = await (await fetch(`${node.url}/replay/${accepted.job_id}`)).json();
+    const job = await (await fetch(`${node.url}/replay/${accepted.job_id}`, {
+      headers: { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` },
+    })).json();
     if (job.status === "failed") throw new Error(`replay failed: ${JSON.stringify(job)}`);
     return job.status === "done" ? job : undefined;
   }, { timeoutMs: 60_000 });
