@@ -9,7 +9,7 @@ import type { HotKey, HotKeys } from "../observability/hot_keys.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorConsumer, PartitionView } from "../supervisors/actor_consumer.ts";
 import type { NodeRecord, NodeRegistry } from "../supervisors/node_registry.ts";
-import type { ReplayJobs, ReplayJobView } from "../supervisors/replay_jobs.ts";
+import type { JobStatus, ReplayJobs, ReplayJobView } from "../supervisors/replay_jobs.ts";
 import type { ReadinessReport } from "./app.ts";
 
 export interface StatusDeps {
@@ -37,6 +37,40 @@ export interface PartitionRow {
 
 export type Part<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/**
+ * A replay job as the public page may show it. Replay routes need the admin token, so the
+ * page leaves out what only they show: key ranges, keys, differences, who asked, errors.
+ */
+export interface ReplayJobSummary {
+  job_id: string;
+  kind: string;
+  dry_run: boolean;
+  status: JobStatus;
+  created_at_ms: number;
+  percent: number;
+  eta_ms: number | null;
+  events: number;
+  nodes: { node_id: string; status: JobStatus; percent: number | null }[];
+}
+
+export function summarizeJob(job: ReplayJobView): ReplayJobSummary {
+  return {
+    job_id: job.job_id,
+    kind: job.spec.kind,
+    dry_run: job.spec.dryRun,
+    status: job.status,
+    created_at_ms: job.created_at_ms,
+    percent: job.progress.percent,
+    eta_ms: job.progress.eta_ms,
+    events: job.events,
+    nodes: job.nodes.map((n) => ({
+      node_id: n.node_id,
+      status: n.status,
+      percent: n.status === "done" ? 100 : n.progress?.percent ?? null,
+    })),
+  };
+}
+
 export interface StatusSnapshot {
   node_id: string;
   env: string;
@@ -48,7 +82,7 @@ export interface StatusSnapshot {
   live_actors: { instrument: number; curve: number };
   hot_keys: HotKey[];
   dlq: { stage: string; reason: string; count: number }[];
-  replay_jobs: Part<ReplayJobView[]>;
+  replay_jobs: Part<ReplayJobSummary[]>;
 }
 
 async function read<T>(what: string, probe: () => Promise<T>): Promise<Part<T>> {
@@ -114,10 +148,18 @@ async function dlqCounts(): Promise<StatusSnapshot["dlq"]> {
 
 export async function collectStatus(deps: StatusDeps): Promise<StatusSnapshot> {
   const local = deps.actors()?.partitionViews() ?? [];
-  const [readiness, nodes, jobs, dlq] = await Promise.all([
+  const [readiness, { nodes, jobs }, dlq] = await Promise.all([
     deps.readiness(),
-    read("node registry", () => deps.nodes.list()),
-    read("replay jobs", () => deps.jobs.recent(STATUS_LIMITS.replayJobs)),
+    (async () => {
+      const nodes = await read("node registry", () => deps.nodes.list());
+      // A share whose node left the group shows as failed, as GET /replay/{id} shows it.
+      const live = nodes.ok ? new Set(nodes.value.map((n) => n.node_id)) : undefined;
+      const jobs = await read(
+        "replay jobs",
+        async () => (await deps.jobs.recent(STATUS_LIMITS.replayJobs, live)).map(summarizeJob),
+      );
+      return { nodes, jobs };
+    })(),
     dlqCounts(),
   ]);
   const liveActors = { instrument: 0, curve: 0 };

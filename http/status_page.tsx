@@ -5,7 +5,6 @@
  */
 import type { Hono } from "hono";
 import type { FC } from "hono/jsx";
-import type { ReplayJobView } from "../supervisors/replay_jobs.ts";
 import {
   collectStatus,
   type PartitionRow,
@@ -47,14 +46,6 @@ function time(ms: number | null): string {
 
 function shortTopic(topic: string): string {
   return topic.replace(/^.*normalized\./, "normalized.");
-}
-
-function jobTarget(job: ReplayJobView): string {
-  const s = job.spec;
-  const range = s.prefix !== undefined
-    ? `prefix ${s.prefix}`
-    : `${s.fromKey ?? "(start)"} .. ${s.toKey ?? "(end)"}`;
-  return `${s.kind} ${range} from ${time(s.fromTimeMs)}${s.dryRun ? " (dry run)" : ""}`;
 }
 
 const Unavailable: FC<{ error: string }> = ({ error }) => <p class="bad">unavailable: {error}</p>;
@@ -179,40 +170,34 @@ const ReplayTable: FC<{ s: StatusSnapshot }> = ({ s }) => {
     <table id="replay-jobs">
       <tr>
         <th>job</th>
-        <th>target</th>
-        <th>requested by</th>
+        <th>kind</th>
         <th>created</th>
         <th>status</th>
         <th>progress</th>
         <th>nodes</th>
       </tr>
-      {s.replay_jobs.value.map((job) => {
-        const share = job.progress.percent / 100;
-        return (
-          <tr data-job={job.job_id}>
-            <td>{job.job_id}</td>
-            <td>{jobTarget(job)}</td>
-            <td>{job.requested_by}</td>
-            <td>{time(job.created_at_ms)}</td>
-            <td class={job.status === "failed" ? "bad" : job.status === "done" ? "ok" : ""}>
-              {job.status}
-            </td>
-            <td>
-              <progress value={share} max={1} /> {job.progress.percent}%, {job.events} events
-              {job.progress.eta_ms ? `, about ${Math.ceil(job.progress.eta_ms / 1000)} s left` : ""}
-            </td>
-            <td>
-              {job.nodes.map((n) => (
-                <div>
-                  {n.node_id}: {n.status}
-                  {n.progress ? ` ${n.progress.percent}%` : ""}
-                  {n.error ? ` (${n.error})` : ""}
-                </div>
-              ))}
-            </td>
-          </tr>
-        );
-      })}
+      {s.replay_jobs.value.map((job) => (
+        <tr data-job={job.job_id}>
+          <td>{job.job_id}</td>
+          <td>{job.kind}{job.dry_run ? " (dry run)" : ""}</td>
+          <td>{time(job.created_at_ms)}</td>
+          <td class={job.status === "failed" ? "bad" : job.status === "done" ? "ok" : undefined}>
+            {job.status}
+          </td>
+          <td>
+            <progress value={job.percent} max={100} /> {job.percent}%, {job.events} events
+            {job.eta_ms ? `, about ${Math.ceil(job.eta_ms / 1000)} s left` : ""}
+          </td>
+          <td>
+            {job.nodes.map((n) => (
+              <div>
+                {n.node_id}: {n.status}
+                {n.percent !== null && n.status !== "done" ? ` ${n.percent}%` : ""}
+              </div>
+            ))}
+          </td>
+        </tr>
+      ))}
     </table>
   );
 };
@@ -264,6 +249,7 @@ export const StatusPage: FC<{ s: StatusSnapshot }> = ({ s }) => (
       <h2>DLQ records by reason (this node, since start)</h2>
       <DlqTable s={s} />
       <h2>Replay jobs</h2>
+      <p class="muted">keys, differences and who asked: GET /replay/:id with the admin token</p>
       <ReplayTable s={s} />
     </body>
   </html>
