@@ -151,14 +151,15 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusSnapshot> {
   const [readiness, { nodes, jobs }, dlq] = await Promise.all([
     deps.readiness(),
     (async () => {
-      const nodes = await read("node registry", () => deps.nodes.list());
+      const nodesRead = read("node registry", () => deps.nodes.list());
       // A share whose node left the group shows as failed, as GET /replay/{id} shows it.
-      const live = nodes.ok ? new Set(nodes.value.map((n) => n.node_id)) : undefined;
-      const jobs = await read(
-        "replay jobs",
-        async () => (await deps.jobs.recent(STATUS_LIMITS.replayJobs, live)).map(summarizeJob),
-      );
-      return { nodes, jobs };
+      // Both reads start now, so the page waits for one timeout at most.
+      const jobsRead = read("replay jobs", async () => {
+        const nodes = await nodesRead;
+        const live = nodes.ok ? new Set(nodes.value.map((n) => n.node_id)) : undefined;
+        return (await deps.jobs.recent(STATUS_LIMITS.replayJobs, live)).map(summarizeJob);
+      });
+      return { nodes: await nodesRead, jobs: await jobsRead };
     })(),
     dlqCounts(),
   ]);
