@@ -39,6 +39,20 @@ start_daemon() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
+# stop_daemon NAME: stops the process start_daemon recorded (TERM, then KILL after 30 s).
+stop_daemon() {
+  local f="$RUN_DIR/$1.pid" pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $1 (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$f"
+}
+
 apt_updated=0
 apt_install() {
   if ((apt_updated == 0)); then
