@@ -325,6 +325,8 @@ async function rebuildFromLog(
   const consumer = deps.kafka.consumer({
     groupId: `${deps.config.DATA_PROC_GROUP_ID}.replay.${crypto.randomUUID()}`,
     maxWaitTimeInMs: 100,
+    maxBytesPerPartition: deps.config.DATA_PROC_REPLAY_FETCH_BYTES,
+    maxBytes: deps.config.DATA_PROC_REPLAY_FETCH_BYTES,
   });
   await consumer.connect();
   try {
