@@ -159,7 +159,7 @@ export function startNode(
     logger: logger.child("replay"),
     replayDeps: () => {
       if (!actors) throw new Error("the actor stage is not running on this node");
-      return { config, kafka, consumer: actors, redis, clickhouse };
+      return { config, kafka, consumer: actors, redis, clickhouse, keys };
     },
   });
 
@@ -258,6 +258,7 @@ export function startNode(
         onKeyEvents: (kind, key, count) => hotKeys.record(kind, key, count),
       });
       await actors.start();
+      replays.listen(); // shares of replay jobs that other nodes record for this one
     }
     // Consumer lag of each stage's group, for the partitions this node owns (group ids as
     // the consumers name them).
