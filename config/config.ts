@@ -76,9 +76,9 @@ const schema = z.object({
   DATA_PROC_ACTOR_IDLE_PASSIVATE_MS: integer(1).default(60_000),
   DATA_PROC_ACTOR_HISTORY: integer(0).max(1000).default(20),
   DATA_PROC_SNAPSHOT_INTERVAL_MS: integer(0).default(5000),
-  // Bytes a replay fetches per partition and request: bounds the memory a replay's read
-  // holds at once, and how long it keeps the event loop between two yields.
-  DATA_PROC_REPLAY_FETCH_BYTES: integer(1024).default(1_048_576),
+  // Log records a replay reads per second at most (0: as fast as it can), so a long replay
+  // leaves the event loop to the live partitions.
+  DATA_PROC_REPLAY_MAX_RECORDS_PER_S: integer(0).default(0),
   DATA_PROC_NODE_ID: z.string().default(""),
   DATA_PROC_ADVERTISED_URL: z.string().default(""),
   DATA_PROC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -41,6 +41,7 @@ import type { RedisKeys } from "../stores/redis_keys.ts";
 import { sqlIdentifier, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
+import { sleep } from "./sleep.ts";
 
 export interface ReplaySpec {
   kind: ActorKind;
@@ -325,9 +326,9 @@ async function rebuildFromLog(
   const consumer = deps.kafka.consumer({
     groupId: `${deps.config.DATA_PROC_GROUP_ID}.replay.${crypto.randomUUID()}`,
     maxWaitTimeInMs: 100,
-    maxBytesPerPartition: deps.config.DATA_PROC_REPLAY_FETCH_BYTES,
-    maxBytes: deps.config.DATA_PROC_REPLAY_FETCH_BYTES,
   });
+  const started = Date.now();
+  const maxRate = deps.config.DATA_PROC_REPLAY_MAX_RECORDS_PER_S;
   await consumer.connect();
   try {
     let resolveDone: () => void = () => {};
@@ -390,6 +391,10 @@ async function rebuildFromLog(
         }
         progress.keys = [...reading.values()].reduce((n, x) => n + x.rebuild.actors.size, 0);
         deps.onProgress?.({ ...progress });
+        if (maxRate > 0) {
+          const ahead = (1000 * progress.recordsRead) / maxRate - (Date.now() - started);
+          if (ahead > 0) await sleep(ahead, deps.signal);
+        }
       },
     }).catch(rejectDone);
     await joined;

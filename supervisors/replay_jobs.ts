@@ -333,8 +333,25 @@ export class ReplayRunner {
     }
   }
 
+  /**
+   * After a failed attempt: waits until the actor stage flushes again (a store outage makes
+   * every attempt fail the same way), so an outage shorter than the wait costs no attempt.
+   */
+  async #storesBack(logger: Logger): Promise<void> {
+    const deadline = Date.now() + STORES_BACK_WITHIN_MS;
+    for (let i = 1; Date.now() < deadline && !this.#abort.signal.aborted; i++) {
+      try {
+        if (this.#d.replayDeps().consumer.flushError === null) return;
+      } catch {
+        return; // no actor stage: the attempt reports why
+      }
+      if (i === 1) logger.warn("replay waits for the stores before its next attempt");
+      await sleep(1000, this.#abort.signal);
+    }
+  }
+
   async #run(jobId: string, spec: ReplaySpec): Promise<void> {
-    const attempts = this.#d.attempts ?? 3;
+    const attempts = this.#d.attempts ?? 5;
     const logger = this.#d.logger.child("job", { job_id: jobId });
     let lastError = "";
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -397,6 +414,7 @@ export class ReplayRunner {
           jitteredBackoffMs(attempt, { baseMs: 1000, capMs: 10_000 }),
           this.#abort.signal,
         );
+        await this.#storesBack(logger);
       }
     }
     metrics.replayJobs.labels("failed").inc();
@@ -404,6 +422,9 @@ export class ReplayRunner {
     await this.#audit(jobId, spec, "failed", { error: lastError });
   }
 }
+
+/** Waits this long at most for the actor stage's flushes to succeed again before a retry. */
+const STORES_BACK_WITHIN_MS = 10 * 60_000;
 
 class Cancelled extends Error {
   constructor() {

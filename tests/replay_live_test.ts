@@ -75,10 +75,9 @@ Deno.test({
   fn: async () => {
     const env = await freshEnv({
       DATA_PROC_NORMALIZER_ENABLED: "false",
-      // Tiny replay fetches: the replay's read lasts long enough to kill the node inside it,
-      // and snapshots (with offset commits) as often as flushes, so commits could pass the
+      // A throttled replay read lasts long enough to kill the node inside it, and snapshots (with offset commits) as often as flushes, so commits could pass the
       // held events if anything let them.
-      DATA_PROC_REPLAY_FETCH_BYTES: "1024",
+      DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "2000",
       DATA_PROC_SNAPSHOT_INTERVAL_MS: "0",
     });
     await createTopics(env);

@@ -268,6 +268,90 @@ async function redisOutage(aof: boolean): Promise<void> {
 
 Deno.test({
   name:
+    "ClickHouse stopped while a replay holds its keys: the replay retries once it is back, exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ports = sparePorts(3);
+    const http = ports[0]!;
+    const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
+    let clickhouse = await startClickHouse(ports, dir);
+    const env = await faultEnv({
+      DATA_PROC_CLICKHOUSE_URL: `http://127.0.0.1:${http}`,
+      DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "2000", // a read long enough to stop ClickHouse inside it
+    });
+    const admin = { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
+    const input = faultTicks(33, 40, 16_000);
+    const node = await spawnNode(env.env);
+    const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+    try {
+      await waitReady(node);
+      await produceTicks(env, input.slice(0, 12_000));
+      await waitExact(env, expectedAfter(input.slice(0, 12_000), 0, 12_000), node);
+      // A corrupted projection the replay must repair, so its result is seen to land.
+      const latestKey = `${env.config.DATA_PROC_REDIS_PREFIX}projection:latest:INST-0004`;
+      const latest = JSON.parse((await redis.get(latestKey))!);
+      await redis.set(latestKey, JSON.stringify({ ...latest, price: -1 }));
+      await pollUntil("node announced its partitions", async () => {
+        const body = await (await fetch(`${node.url}/partitions`)).json();
+        return body.nodes.some((n: { partitions: unknown[] }) => n.partitions.length > 0)
+          ? true
+          : undefined;
+      });
+
+      const res = await fetch(`${node.url}/replay`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...admin },
+        body: JSON.stringify({ kind: "instrument", from_key: "INST-0001", to_key: "INST-0009" }),
+      });
+      const { job_id } = await res.json();
+      assert.equal(res.status, 202);
+      const job = async () =>
+        await (await fetch(`${node.url}/replay/${job_id}`, { headers: admin })).json();
+      await pollUntil("replay reading", async () => {
+        const view = await job();
+        if (view.status !== "running" && view.status !== "pending") {
+          throw new Error(`replay ${view.status} before the outage: ${JSON.stringify(view)}`);
+        }
+        return view.progress.percent > 5 ? true : undefined;
+      }, { intervalMs: 50 });
+      clickhouse.kill("SIGKILL");
+      await clickhouse.status;
+      await produceTicks(env, input.slice(12_000));
+      await pollUntil("/ready names the failing flush", async () => {
+        const ready = await readyParts(node);
+        return ready.failing.includes("flush") ? true : undefined;
+      }, { timeoutMs: 60_000 });
+      clickhouse = await startClickHouse(ports, dir);
+
+      const done = await pollUntil("replay done after the outage", async () => {
+        const view = await job();
+        if (view.status === "failed") throw new Error(`replay failed: ${JSON.stringify(view)}`);
+        return view.status === "done" ? view : undefined;
+      }, { timeoutMs: 120_000 });
+      assert.ok(
+        done.nodes[0].attempt >= 2,
+        `the outage failed no attempt: ${JSON.stringify(done)}`,
+      );
+      await waitExact(env, expectedAfter(input, 0, 12_000, 16_000), node);
+      assert.equal(await conflictingVersions(env), 0);
+    } finally {
+      await node.kill("SIGKILL");
+      await closeRedis(redis);
+      let down = false;
+      void clickhouse.status.then(() => (down = true));
+      await Promise.resolve();
+      if (down) clickhouse = await startClickHouse(ports, dir); // for the cleanup
+      await env.cleanup();
+      clickhouse.kill("SIGKILL");
+      await clickhouse.status;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
     "ClickHouse stopped mid-stream, then started: the node stays up, /ready 503 then 200, exact",
   sanitizeResources: false,
   sanitizeOps: false,
