@@ -6,14 +6,14 @@
  * would report it. The actor stage commits on snapshot flushes, so its lag also counts what
  * is applied but not yet committed (at most DATA_PROC_SNAPSHOT_INTERVAL_MS of input).
  *
- * Partitions the node no longer owns lose their series (lag and last event time) at the
- * next tick, and at once at scrape time through an owned-partitions filter, so a moved
- * partition is never counted by two nodes.
+ * Partitions the node no longer owns lose their series (lag, last event time, watermark
+ * lag) at the next tick, and at once at scrape time through an owned-partitions filter, so
+ * a moved partition is never counted by two nodes.
  */
 import type { Admin } from "kafkajs";
 import type { Logger } from "./logger.ts";
 import { addOwnedPartitionsFilter, metrics } from "./metrics.ts";
-import { sleep } from "../supervisors/sleep.ts";
+import { sleep } from "../timing/sleep.ts";
 
 /** Between two reads of the broker's offsets: a few per Prometheus scrape interval. */
 export const LAG_INTERVAL_MS = 5000;
@@ -110,7 +110,7 @@ function removeSeries(
   topics: readonly string[],
   remove: (topic: string, partition: number) => boolean,
 ): void {
-  for (const gauge of [metrics.consumerLag, metrics.lastEventTime]) {
+  for (const gauge of [metrics.consumerLag, metrics.lastEventTime, metrics.watermarkLag]) {
     for (const { topic, partition } of gauge.series()) {
       if (topics.includes(topic) && remove(topic, partition)) gauge.remove(topic, partition);
     }

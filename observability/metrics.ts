@@ -89,6 +89,11 @@ export class PartitionGauge {
     this.#gauge.set({ topic, partition: String(partition) }, value);
   }
 
+  /** prom-client's form (`labels(topic, partition).set(v)`), for callers written against it. */
+  labels(topic: string, partition: string): { set(value: number): void } {
+    return { set: (value) => this.set(topic, Number(partition), value) };
+  }
+
   remove(topic: string, partition: number): void {
     if (!this.#series.delete(`${topic}:${partition}`)) return;
     this.#gauge.remove({ topic, partition: String(partition) });
@@ -154,12 +159,10 @@ export const metrics = {
     labelNames: ["stage", "reason"] as const,
     registers: [registry],
   }),
-  watermarkLag: new client.Gauge({
-    name: "data_processing_watermark_lag_ms",
-    help: "Wall clock minus the event-time clock of a normalized partition, in milliseconds",
-    labelNames: ["topic", "partition"] as const,
-    registers: [registry],
-  }),
+  watermarkLag: new PartitionGauge(
+    "data_processing_watermark_lag_ms",
+    "Wall clock minus the event-time clock of a normalized partition, in milliseconds",
+  ),
   lateEvents: new client.Counter({
     name: "data_processing_late_events_total",
     help: "Events older than their partition's event-time clock minus the allowed lateness",

@@ -70,6 +70,7 @@ Deno.test({
       ok(all.includes("254carbon-data-processing-actors"), "service.name");
       ok(all.includes("254carbon-data-processing"), "tracer name");
       ok(all.includes("messaging.batch.message_count"), "batch attributes");
+      ok(all.includes("deployment.environment.name"), "DATA_PROC_ENV on spans");
     } finally {
       await node.kill("SIGKILL");
       await otel.close();
