@@ -18,15 +18,33 @@
  * line for machines. Everything it created is removed unless --keep.
  */
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
-import { CONTROL_HEADER, isControlRecord, WATERMARK_CONTROL } from "../messages/watermark.ts";
+import { isControlRecord } from "../messages/watermark.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { createRedis } from "../stores/redis.ts";
 import { seededRandom } from "../tests/expected.ts";
 import { freshEnv, type TestEnv } from "../tests/support.ts";
+import { sleep } from "../timing/sleep.ts";
 import { parseFlags, stringFlag, UsageError } from "./cli_args.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const GIB = 1024 * 1024 * 1024;
+import { produceAll, producePaced, TickStream } from "./bench_events.ts";
+import {
+  type BenchNode,
+  committedLag,
+  endOffsets,
+  firstError,
+  fmtMiB,
+  fmtMs,
+  fmtRate,
+  GIB,
+  histogramQuantile,
+  latencyBuckets,
+  log,
+  memoryOf,
+  metricValue,
+  type Sample,
+  scrape,
+  spawnBenchNode,
+  waitReady,
+} from "./bench_support.ts";
 
 const HELP = `deno task bench [options]
 
@@ -142,424 +160,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
 }
 
 // ---------------------------------------------------------------------------------------
-// Event generation (streaming: never holds all events)
-
-/** Picks 0..n-1 with probability proportional to 1 / (k + 1)^skew. */
-function zipfPicker(n: number, skew: number, random: () => number): () => number {
-  const cumulative = new Float64Array(n);
-  let total = 0;
-  for (let k = 0; k < n; k++) {
-    total += 1 / Math.pow(k + 1, skew);
-    cumulative[k] = total;
-  }
-  return () => {
-    const x = random() * total;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cumulative[mid]! > x) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-}
-
-interface OutMessage {
-  key: string | null;
-  value: string;
-  partition?: number;
-  headers?: Record<string, string>;
-}
-
-/** Events between two watermark records, as a normalizer of one busy source writes them. */
-const WATERMARK_EVERY = 5000;
-
-/**
- * Normalized ticks as the normalizer writes them, JSON-encoded on the fly. About 2% of the
- * events are delayed by up to 3 s (inside the default 5 s lateness) and 0.5% repeat one of
- * the last 1000 events (redeliveries). `sweep` first visits every instrument once (the
- * memory run: every instrument seen), then picks by Zipf. After every WATERMARK_EVERY events,
- * a watermark record (the greatest event time so far, one source) goes to every partition, so
- * the node's clock moves and bars close as they do behind the normalizer.
- */
-class TickStream {
-  readonly #random: () => number;
-  readonly #pick: () => number;
-  readonly #width: number;
-  readonly #levels: Float64Array;
-  readonly #recent: OutMessage[] = [];
-  readonly #instruments: number;
-  readonly #partitions: number;
-  #serial = 0;
-  #maxEventTime = -Infinity;
-  #sweep: number;
-  /** Event time of the next event: a function of the serial, or the wall clock. */
-  readonly #timeOf: (serial: number) => number;
-
-  constructor(options: {
-    seed: number;
-    instruments: number;
-    skew: number;
-    sweep?: boolean;
-    partitions: number;
-    timeOf: (serial: number) => number;
-  }) {
-    this.#random = seededRandom(options.seed);
-    this.#partitions = options.partitions;
-    this.#instruments = options.instruments;
-    this.#pick = zipfPicker(options.instruments, options.skew, this.#random);
-    this.#width = Math.max(4, String(options.instruments).length);
-    this.#levels = new Float64Array(options.instruments);
-    for (let i = 0; i < options.instruments; i++) {
-      this.#levels[i] = Math.round(this.#random() * 200) - 50;
-    }
-    this.#sweep = options.sweep ? 0 : options.instruments;
-    this.#timeOf = options.timeOf;
-  }
-
-  next(n: number): OutMessage[] {
-    const out: OutMessage[] = [];
-    const random = this.#random;
-    for (let j = 0; j < n; j++) {
-      const i = this.#serial++;
-      if (this.#recent.length > 0 && random() < 0.005) {
-        out.push(this.#recent[Math.floor(random() * this.#recent.length)]!);
-        continue;
-      }
-      const k = this.#sweep < this.#instruments ? this.#sweep++ : this.#pick();
-      const now = this.#timeOf(i);
-      const eventTime = random() < 0.02 ? now - Math.floor(random() * 3000) : now;
-      const id = `INST-${String(k + 1).padStart(this.#width, "0")}`;
-      const hex = Math.floor(random() * 0x100000000).toString(16).padStart(8, "0");
-      const message = {
-        key: id,
-        value: JSON.stringify({
-          event_id: `b-${hex}-${i}`,
-          instrument_id: id,
-          event_time_ms: eventTime,
-          price: Math.round((this.#levels[k]! + (random() - 0.5) * 20) * 100) / 100,
-          size: (1 + Math.floor(random() * 100)) / 10,
-          source: "bench",
-          symbol: `SYM-${String(k + 1).padStart(this.#width, "0")}`,
-          commodity: "power",
-          region: "DE",
-          currency: "EUR",
-          unit: "MWh",
-          ingest_time_ms: now,
-        }),
-      };
-      out.push(message);
-      if (this.#recent.length < 1000) this.#recent.push(message);
-      else this.#recent[i % 1000] = message;
-      this.#maxEventTime = Math.max(this.#maxEventTime, eventTime);
-      if ((i + 1) % WATERMARK_EVERY === 0) this.#pushWatermarks(out);
-    }
-    return out;
-  }
-
-  #pushWatermarks(out: OutMessage[]): void {
-    const value = JSON.stringify({
-      type: "watermark",
-      source_topic: "bench.ingestion.market.ticks.v1",
-      source_partition: 0,
-      watermark_ms: this.#maxEventTime,
-      idle: false,
-      wall_ms: Date.now(),
-      source_partitions: 1,
-    });
-    for (let partition = 0; partition < this.#partitions; partition++) {
-      out.push({ key: null, value, partition, headers: { [CONTROL_HEADER]: WATERMARK_CONTROL } });
-    }
-  }
-}
-
-/** Produces `total` events in batches of `batchSize` with up to `inFlight` sends pending. */
-async function produceAll(
-  producer: Producer,
-  topic: string,
-  stream: TickStream,
-  total: number,
-  options: { batchSize?: number; inFlight?: number } = {},
-): Promise<number> {
-  const batchSize = options.batchSize ?? 5000;
-  const maxInFlight = options.inFlight ?? 4;
-  const pending = new Set<Promise<void>>();
-  const started = performance.now();
-  let failure: unknown = null;
-  for (let sent = 0; sent < total;) {
-    const n = Math.min(batchSize, total - sent);
-    const messages = stream.next(n);
-    sent += n;
-    const p: Promise<void> = producer.send({ topic, acks: -1, messages }).then(
-      () => void pending.delete(p),
-      (err) => {
-        failure = err;
-        pending.delete(p);
-      },
-    );
-    pending.add(p);
-    if (pending.size >= maxInFlight) await Promise.race(pending);
-    if (failure) throw failure;
-  }
-  await Promise.all(pending);
-  if (failure) throw failure;
-  return total / ((performance.now() - started) / 1000);
-}
-
-/**
- * Produces `total` events at `rate` per second: every 20 ms it sends what is due, in
- * requests of at most 2000 records (a late tick must not build one oversized request).
- */
-async function producePaced(
-  producer: Producer,
-  topic: string,
-  stream: TickStream,
-  total: number,
-  rate: number,
-): Promise<{ seconds: number; maxGapMs: number }> {
-  const started = performance.now();
-  let sent = 0;
-  let maxGapMs = 0;
-  let lastTick = started;
-  while (sent < total) {
-    const now = performance.now();
-    maxGapMs = Math.max(maxGapMs, now - lastTick);
-    lastTick = now;
-    const due = Math.min(total, Math.floor(((now - started) / 1000) * rate));
-    while (sent < due) {
-      const n = Math.min(2000, due - sent);
-      await producer.send({ topic, acks: -1, messages: stream.next(n) });
-      sent += n;
-    }
-    if (sent < total) await sleep(20);
-  }
-  return { seconds: (performance.now() - started) / 1000, maxGapMs };
-}
-
-// ---------------------------------------------------------------------------------------
-// Node process, metrics, offsets
-
-interface BenchNode {
-  pid: number;
-  url: string;
-  exited: Promise<number>;
-  /** The exit code once the process has ended, else null. */
-  exitCode(): number | null;
-  log(): string;
-  stop(): Promise<number>;
-}
-
-function spawnBenchNode(env: Record<string, string>, nodeFlags: string[]): BenchNode {
-  // The node logs at warn (no "http listening" line): give it a port known to be free.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...nodeFlags, MAIN],
-    env: { ...env, DATA_PROC_HTTP_PORT: String(port) },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  // Keep only the tail of the log, but always drain the pipe (a full pipe blocks the node).
-  let text = "";
-  const pump = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      text += decoder.decode(chunk, { stream: true });
-      if (text.length > 200_000) text = text.slice(-100_000);
-    }
-  })();
-  const exited = child.status.then(async (s) => {
-    await pump;
-    return s.code;
-  });
-  let exitCode: number | null = null;
-  void exited.then((code) => (exitCode = code));
-  let stopping: Promise<number> | undefined;
-  return {
-    pid: child.pid,
-    url: `http://127.0.0.1:${port}`,
-    exited,
-    exitCode: () => exitCode,
-    log: () => text,
-    stop: () => {
-      stopping ??= (async () => {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // already gone
-        }
-        let killTimer: ReturnType<typeof setTimeout> | undefined;
-        const killed = new Promise<void>((r) => {
-          killTimer = setTimeout(() => {
-            try {
-              child.kill("SIGKILL");
-            } catch {
-              // already gone
-            }
-            r();
-          }, 30_000);
-        });
-        const code = await Promise.race([exited, killed.then(() => exited)]);
-        clearTimeout(killTimer);
-        return code;
-      })();
-      return stopping;
-    },
-  };
-}
-
-async function waitReady(node: BenchNode, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (node.exitCode() !== null) {
-      throw new Error(`node exited with ${node.exitCode()}:\n${node.log().slice(-3000)}`);
-    }
-    try {
-      const res = await fetch(`${node.url}/ready`);
-      await res.body?.cancel();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`node ${node.pid} not ready:\n${node.log().slice(-3000)}`);
-}
-
-/** The first error line of a node's JSON log (it carries the stack), or the log's tail. */
-function firstError(text: string): string {
-  const line = text.split("\n").find((l) => l.includes(`"level":"error"`));
-  return (line ?? text.slice(-3000)).slice(0, 4000);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * VmHWM (peak RSS) and VmRSS of a process, in bytes. Read through `cat`: Deno lets only
- * --allow-all read /proc, and the task runs with --allow-run already.
- */
-async function memoryOf(pid: number): Promise<{ peak: number; rss: number }> {
-  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/status`], stderr: "null" })
-    .output();
-  if (!out.success) throw new Error(`cannot read /proc/${pid}/status`);
-  const status = new TextDecoder().decode(out.stdout);
-  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
-  return { peak: kb("VmHWM") * 1024, rss: kb("VmRSS") * 1024 };
-}
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split("\n")) {
-    if (line.length === 0 || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[3] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[4]) });
-  }
-  return samples;
-}
-
-async function scrape(node: BenchNode): Promise<Sample[]> {
-  const res = await fetch(`${node.url}/metrics`);
-  return parseMetrics(await res.text());
-}
-
-function metricValue(samples: Sample[], name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
-  }
-  return sum;
-}
-
-/** Cumulative bucket counts of a histogram (processing_latency_ms{stage="aggregate"}) by bound. */
-function latencyBuckets(
-  samples: Sample[],
-  name = "processing_latency_ms",
-  stage: string | null = "aggregate",
-): Map<number, number> {
-  const buckets = new Map<number, number>();
-  for (const s of samples) {
-    if (s.name !== `${name}_bucket` || (s.labels.stage ?? null) !== stage) continue;
-    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
-    buckets.set(le, s.value);
-  }
-  return buckets;
-}
-
-/**
- * The q-quantile of the observations between two scrapes of a cumulative histogram,
- * linearly interpolated within its bucket (the bucket bounds are the resolution).
- */
-export function histogramQuantile(
-  before: Map<number, number>,
-  after: Map<number, number>,
-  q: number,
-): number | null {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
-  const total = counts[counts.length - 1] ?? 0;
-  if (total <= 0) return null;
-  const rank = q * total;
-  let lower = 0;
-  let below = 0;
-  for (let i = 0; i < bounds.length; i++) {
-    const upper = bounds[i]!;
-    const cum = counts[i]!;
-    if (cum >= rank) {
-      if (upper === Infinity) return lower; // beyond the last finite bound
-      const inBucket = cum - below;
-      return inBucket <= 0 ? upper : lower + ((rank - below) / inBucket) * (upper - lower);
-    }
-    lower = upper;
-    below = cum;
-  }
-  return null;
-}
-
-async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
-}
-
-/** Messages between the group's committed offsets and `ends` (a partition never committed counts whole). */
-async function committedLag(
-  admin: Admin,
-  groupId: string,
-  topic: string,
-  ends: Map<number, number>,
-): Promise<number> {
-  const fetched = await admin.fetchOffsets({ groupId, topics: [topic] });
-  const committed = new Map(
-    (fetched[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]),
-  );
-  let lag = 0;
-  for (const [partition, end] of ends) {
-    const c = committed.get(partition) ?? -1;
-    lag += end - Math.max(0, c);
-  }
-  return lag;
-}
-
-// ---------------------------------------------------------------------------------------
 // Scenarios
-
-function log(message: string): void {
-  console.error(`bench: ${message}`);
-}
 
 interface BaselineResult {
   events: number;
@@ -784,18 +385,6 @@ interface MemoryResult {
 // ---------------------------------------------------------------------------------------
 // Report
 
-function fmtRate(n: number | null | undefined): string {
-  return n === null || n === undefined ? "-" : `${Math.round(n).toLocaleString("en-US")}/s`;
-}
-
-function fmtMiB(n: number | undefined): string {
-  return n === undefined ? "-" : `${(n / 1024 / 1024).toFixed(0)} MiB`;
-}
-
-function fmtMs(n: number | null | undefined): string {
-  return n === null || n === undefined ? "-" : `${n.toFixed(1)} ms`;
-}
-
 interface Figures {
   options: BenchOptions;
   /** Scenarios that failed, with why (the other figures still stand). */
@@ -1006,7 +595,7 @@ async function run(o: BenchOptions): Promise<Figures> {
       const spreadMs = Math.round((o.events / 5000) * 1000); // event time: 5k events/s
       const t0 = Date.now() - spreadMs;
       const stream = new TickStream({
-        seed: 42,
+        random: seededRandom(42),
         instruments: o.instruments,
         skew: o.skew,
         partitions: o.partitions,
@@ -1072,7 +661,7 @@ async function run(o: BenchOptions): Promise<Figures> {
       const memTopics = topicNames(memPrefix);
       await ensureTopics(admin, memTopics, o.partitions);
       const stream = new TickStream({
-        seed: 7,
+        random: seededRandom(7),
         instruments: o.memoryInstruments,
         skew: o.skew,
         sweep: true,
