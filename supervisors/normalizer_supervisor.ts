@@ -39,8 +39,9 @@ import {
   publishSplitting,
   storeRefusal,
 } from "./normalization_pipeline.ts";
-import { jitteredBackoffMs, RestartIntensity } from "./restart_policy.ts";
-import { sleep } from "./sleep.ts";
+import { jitteredBackoffMs } from "../timing/backoff.ts";
+import { RestartIntensity } from "./restart_policy.ts";
+import { sleep } from "../timing/sleep.ts";
 import { type SourceReport, SourceWatermarks } from "./source_watermarks.ts";
 import { startWatermarkWriter, type WatermarkWriter } from "./watermark_writer.ts";
 

@@ -1,3 +1,5 @@
+import { backoffCeilingMs } from "../timing/backoff.ts";
+
 /**
  * Erlang-style restart intensity: at most `maxRestarts` within `windowMs`; past that the
  * supervisor escalates to its parent. Backoff doubles per recent restart.
@@ -29,22 +31,10 @@ export class RestartIntensity {
 
   /** Exponential backoff for the next restart: base x 2^(recent restarts - 1), capped. */
   backoffMs(baseMs = 100, capMs = 10_000): number {
-    return Math.min(capMs, baseMs * 2 ** Math.max(0, this.#times.length - 1));
+    return backoffCeilingMs(this.#times.length, { baseMs, capMs });
   }
 }
 
-/**
- * Capped exponential backoff with full jitter for the `attempt`-th retry (1, 2, ...): a
- * random delay up to base x 2^(attempt - 1), at most `capMs`, so that nodes retrying the
- * same store do not retry in step.
- */
-export function jitteredBackoffMs(
-  attempt: number,
-  options: { baseMs?: number; capMs?: number; random?: () => number } = {},
-): number {
-  const ceiling = Math.min(
-    options.capMs ?? 10_000,
-    (options.baseMs ?? 200) * 2 ** Math.max(0, attempt - 1),
-  );
-  return Math.round(ceiling * (0.5 + 0.5 * (options.random ?? Math.random)()));
-}
+// Moved to timing/backoff.ts; re-exported only until actor_consumer.ts and replay_jobs.ts
+// import it from there.
+export { jitteredBackoffMs } from "../timing/backoff.ts";

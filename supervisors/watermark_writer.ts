@@ -12,7 +12,7 @@ import type { Admin, Message, Producer } from "kafkajs";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Topics } from "../stores/kafka.ts";
-import { sleep } from "./sleep.ts";
+import { sleep } from "../timing/sleep.ts";
 import type { SourceReport, SourceWatermarks } from "./source_watermarks.ts";
 
 const METADATA_REFRESH_MS = 60_000;

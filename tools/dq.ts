@@ -3,6 +3,7 @@
  * curves missing tenors, non-positive sizes). Run with `--help` for options and exit codes.
  */
 import { loadConfigFromEnv } from "../config/config.ts";
+import { sleep } from "../timing/sleep.ts";
 import { type ClickHouseClient, createClickHouse } from "../stores/clickhouse.ts";
 import {
   type FlagSpec,
@@ -245,19 +246,6 @@ function report(findings: DqFinding[], o: DqOptions, nowMs: number): void {
   for (const f of findings) console.log(describe(f));
   const parts = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ");
   console.log(`dq: ${iso(nowMs)}: ${findings.length} findings (${parts})`);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 async function main(args: string[]): Promise<number> {

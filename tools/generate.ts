@@ -18,7 +18,7 @@ import {
   type SampleOptions,
   sampleReferenceData,
 } from "./bronze_samples.ts";
-import { sleep } from "../supervisors/sleep.ts";
+import { sleep } from "../timing/sleep.ts";
 import { runCli } from "./cli_run.ts";
 
 const HELP = `Usage: deno task generate [options]

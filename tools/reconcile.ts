@@ -24,6 +24,7 @@ import {
 } from "./cli_args.ts";
 import { EXIT_CLEAN, EXIT_FOUND, progress, runCli } from "./cli_run.ts";
 import { replayInstrument, type ReplayOutcome } from "./replay_client.ts";
+import { sleep } from "../timing/sleep.ts";
 
 const TOOL = "reconcile";
 
@@ -328,7 +329,7 @@ async function main(args: string[]): Promise<number> {
       do {
         after = await compare(ch, options);
         if (after.total === 0) break;
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000);
       } while (Date.now() < deadline);
       progress(TOOL, `after repair: ${after.total} mismatches left`);
     }

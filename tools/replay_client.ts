@@ -2,6 +2,7 @@
  * Asks a node to replay one instrument (`POST /replay`) and waits for the job to finish
  * (`GET /replay/{job_id}`), with a deadline. Used by `reconcile --repair`.
  */
+import { sleep } from "../timing/sleep.ts";
 
 export interface ReplayInstrumentOptions {
   nodeUrl: string;
@@ -31,21 +32,6 @@ async function readBody(response: Response): Promise<unknown> {
   } catch {
     return text.slice(0, 2000);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Requests the replay of one instrument and polls its job until done, failed or timeout. */
@@ -86,6 +72,7 @@ export async function replayInstrument(options: ReplayInstrumentOptions): Promis
   let lastStatus = response.status;
   while (Date.now() < deadline) {
     await sleep(options.pollIntervalMs ?? 500, options.signal);
+    options.signal?.throwIfAborted();
     try {
       const poll = await fetch(`${base}/replay/${encodeURIComponent(id)}`, {
         headers,
