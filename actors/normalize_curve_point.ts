@@ -7,7 +7,7 @@ import { decodeJson } from "../messages/decode.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import { canonicalPrice, futureSkewRejection, type NormalizeOptions } from "./normalize_tick.ts";
 import { invalidPayload, type NormalizeResult, rejected } from "./normalize_result.ts";
-import type { ReferenceLookup } from "./reference_lookup.ts";
+import type { ReferenceLookup } from "../messages/reference_lookup.ts";
 
 export function normalizeCurvePoint(
   value: Uint8Array | null,

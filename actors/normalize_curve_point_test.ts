@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { normalizeCurvePoint } from "./normalize_curve_point.ts";
-import type { CurveRef, ReferenceLookup } from "./reference_lookup.ts";
+import type { CurveRef, ReferenceLookup } from "../messages/reference_lookup.ts";
 
 const CURVE: CurveRef = {
   curve_id: "power.de.base.fwd",

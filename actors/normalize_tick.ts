@@ -5,14 +5,14 @@
 import { BronzeTick } from "../messages/bronze_tick.ts";
 import { decodeJson } from "../messages/decode.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
-import { decimalToNumber, multiplyDecimals, parseDecimal } from "./decimal.ts";
+import { decimalToNumber, multiplyDecimals, parseDecimal } from "../messages/decimal.ts";
 import {
   invalidPayload,
   type NormalizeResult,
   rejected,
   type Rejection,
 } from "./normalize_result.ts";
-import type { ReferenceLookup } from "./reference_lookup.ts";
+import type { ReferenceLookup } from "../messages/reference_lookup.ts";
 
 export interface NormalizeOptions {
   /** When the record entered the platform (its Bronze Kafka timestamp): deterministic. */

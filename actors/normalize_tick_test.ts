@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { canonicalPrice, normalizeTick } from "./normalize_tick.ts";
-import type { InstrumentRef, ReferenceLookup } from "./reference_lookup.ts";
+import type { InstrumentRef, ReferenceLookup } from "../messages/reference_lookup.ts";
 
 const POWER: InstrumentRef = {
   instrument_id: "power.de.base",

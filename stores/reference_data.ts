@@ -8,8 +8,7 @@
  * A lookup miss can ask for an early check (`refreshAfterMiss`), rate-limited, so a mapping
  * added a moment ago is seen quickly without a reload per unknown symbol.
  */
-import type { CurveRef, InstrumentRef, ReferenceLookup } from "../actors/reference_lookup.ts";
-import { parseDecimal } from "../actors/decimal.ts";
+import { CurveRef, InstrumentRef, type ReferenceLookup } from "../messages/reference_lookup.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Sql } from "./postgres.ts";
 
@@ -156,28 +155,42 @@ async function readFingerprint(sql: Sql): Promise<string> {
 
 async function loadView(sql: Sql, logger: Logger): Promise<View> {
   const [instrumentRows, curveRows] = await Promise.all([
-    sql<(InstrumentRef & { source: string; symbol: string })[]>`
+    sql<{ source: string; symbol: string }[]>`
       SELECT m.source, m.symbol, m.instrument_id, m.price_multiplier::text AS price_multiplier,
              i.commodity, i.region, i.currency, i.unit
       FROM instrument_map m LEFT JOIN instruments i ON i.instrument_id = m.instrument_id`,
-    sql<(CurveRef & { source: string; curve: string })[]>`
+    sql<{ source: string; curve: string }[]>`
       SELECT m.source, m.curve, m.curve_id, c.commodity, c.region, c.currency, c.unit
       FROM curve_map m LEFT JOIN curves c ON c.curve_id = m.curve_id`,
   ]);
   const instruments = new Map<string, InstrumentRef>();
-  for (const { source, symbol, ...ref } of instrumentRows) {
-    // numeric allows NaN and Infinity; such a mapping cannot price anything, so leave it out.
-    if (parseDecimal(ref.price_multiplier) === undefined) {
-      logger.warn("instrument_map entry has an unusable price_multiplier; ignored", {
+  for (const { source, symbol, ...row } of instrumentRows) {
+    const ref = InstrumentRef.safeParse(row);
+    if (!ref.success) {
+      // e.g. a NaN price_multiplier: such a mapping cannot price anything, so leave it out.
+      logger.warn("instrument_map entry does not decode; ignored", {
         source,
         symbol,
-        price_multiplier: ref.price_multiplier,
+        row,
+        error: ref.error.message,
       });
       continue;
     }
-    instruments.set(key(source, symbol), ref);
+    instruments.set(key(source, symbol), ref.data);
   }
   const curves = new Map<string, CurveRef>();
-  for (const { source, curve, ...ref } of curveRows) curves.set(key(source, curve), ref);
+  for (const { source, curve, ...row } of curveRows) {
+    const ref = CurveRef.safeParse(row);
+    if (!ref.success) {
+      logger.warn("curve_map entry does not decode; ignored", {
+        source,
+        curve,
+        row,
+        error: ref.error.message,
+      });
+      continue;
+    }
+    curves.set(key(source, curve), ref.data);
+  }
   return { instruments, curves };
 }

@@ -12,7 +12,7 @@ import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
 import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
 import { normalizeTick } from "../actors/normalize_tick.ts";
-import type { ReferenceLookup } from "../actors/reference_lookup.ts";
+import type { ReferenceLookup } from "../messages/reference_lookup.ts";
 import { buildDlqRecord, type DlqReason, type DlqRecord } from "../messages/dlq_record.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";

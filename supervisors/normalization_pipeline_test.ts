@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { ClickHouseError } from "@clickhouse/client";
 import type { Message, Producer } from "kafkajs";
-import type { ReferenceLookup } from "../actors/reference_lookup.ts";
+import type { ReferenceLookup } from "../messages/reference_lookup.ts";
 import type { DlqRecord } from "../messages/dlq_record.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { topicNames } from "../stores/kafka.ts";

@@ -1,7 +1,8 @@
 /**
  * Exact decimal arithmetic for canonical prices: `price x price_multiplier` is computed on
  * the decimal digits with BigInt and only the result is rounded (once) to a double, so
- * `0.1 x 3` is `0.3`, never `0.30000000000000004`.
+ * `0.1 x 3` is `0.3`, never `0.30000000000000004`. Beside the schemas because both sides
+ * use it: normalization (actors/) multiplies, reference data (stores/) validates multipliers.
  */
 
 /** A decimal number `units x 10^-scale`. */
