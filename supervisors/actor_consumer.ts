@@ -25,8 +25,9 @@ import {
   type PartitionFlushPlan,
   PartitionSupervisor,
 } from "./partition_supervisor.ts";
-import { jitteredBackoffMs, RestartIntensity } from "./restart_policy.ts";
-import { sleep } from "./sleep.ts";
+import { jitteredBackoffMs } from "../timing/backoff.ts";
+import { sleep } from "../timing/sleep.ts";
+import { RestartIntensity } from "./restart_policy.ts";
 
 export interface ActorConsumerDeps {
   config: Config;
@@ -238,7 +239,7 @@ export class ActorConsumer {
             attempt,
             err,
           });
-          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+          await sleep(jitteredBackoffMs(attempt, { baseMs: 200, capMs: 5000 }), this.#abort.signal);
         }
       }
       return undefined;
@@ -329,7 +330,7 @@ export class ActorConsumer {
     this.#d.logger.error("restarting partition", { topic: p.topic, partition: p.partition, cause });
     await p.stop();
     this.#forget(p);
-    await new Promise((r) => setTimeout(r, backoffMs));
+    await sleep(backoffMs, this.#abort.signal);
     if (this.#isAssigned(p.topic, p.partition)) await this.#claim(p.topic, p.partition);
   }
 

@@ -31,6 +31,7 @@ import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
+import { sleep } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
 
 export interface PartitionOptions<T> {
@@ -620,7 +621,7 @@ export class PartitionSupervisor<T> {
     const flushedKeys: string[] = [];
     for (let i = 0; i < dirty.length; i++) {
       // Serialising thousands of snapshots at once would stall every partition: yield.
-      if (i > 0 && i % PLAN_CHUNK === 0) await new Promise((r) => setTimeout(r, 0));
+      if (i > 0 && i % PLAN_CHUNK === 0) await sleep(0);
       const actor = dirty[i]!;
       if (actor.stopped || !actor.dirty) continue; // crashed and rebuilt, or passivated
       const out = actor.collect();

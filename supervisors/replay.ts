@@ -41,7 +41,7 @@ import type { RedisKeys } from "../stores/redis_keys.ts";
 import { sqlIdentifier, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
-import { sleep } from "./sleep.ts";
+import { sleep } from "../timing/sleep.ts";
 
 export interface ReplaySpec {
   kind: ActorKind;

@@ -21,8 +21,8 @@ import {
   type ReplayProgress,
   type ReplaySpec,
 } from "./replay.ts";
-import { jitteredBackoffMs } from "./restart_policy.ts";
-import { sleep } from "./sleep.ts";
+import { jitteredBackoffMs } from "../timing/backoff.ts";
+import { sleep } from "../timing/sleep.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "cancelled";
 
