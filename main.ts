@@ -1,6 +1,6 @@
 /** `deno task start`: one node of 254carbon data processing. */
 import { ConfigError, loadConfigFromEnv } from "./config/config.ts";
-import { startNode } from "./supervisors/node_supervisor.ts";
+import { startNode } from "./app/node.ts";
 
 async function main(): Promise<number> {
   let config;

@@ -1,7 +1,9 @@
 /**
- * The root of the supervisor tree: serves HTTP at once (so /health and /ready answer while
- * stores come up), applies migrations and creates topics with retries, then starts the
- * normalizer and actor consumers and keeps the node's registry entry fresh. Stops cleanly.
+ * The composition root of a node (called by main.ts): builds the stores, the supervisor
+ * tree and the HTTP app from the config and wires them together. Serves HTTP at once (so
+ * /health and /ready answer while stores come up), applies migrations and creates topics
+ * with retries, then starts the normalizer and actor consumers and keeps the node's
+ * registry entry fresh. Stops cleanly.
  */
 import type { Config } from "../config/config.ts";
 import { createApp, type ReadinessReport } from "../http/app.ts";
@@ -10,7 +12,7 @@ import { auditRefused } from "../http/admin_audit.ts";
 import { operatorRoutes } from "../http/operator_routes.ts";
 import { replayRoutes } from "../http/replay_routes.ts";
 import { statusPage } from "../http/status_page.tsx";
-import { ReplayJobs, ReplayRunner } from "./replay_jobs.ts";
+import { ReplayJobs, ReplayRunner } from "../supervisors/replay_jobs.ts";
 import {
   createLogger,
   type Logger,
@@ -25,7 +27,6 @@ import {
 import { registerRuntimeMetrics } from "../observability/runtime_metrics.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
 import { registry, setStoredActorsSource } from "../observability/metrics.ts";
-import { storedActorCounter } from "../observability/stored_actors.ts";
 import { configureTracing } from "../observability/tracing.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
@@ -34,9 +35,12 @@ import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
-import { ActorConsumer } from "./actor_consumer.ts";
-import { startNormalizer } from "./normalizer_supervisor.ts";
-import { NodeRegistry } from "./node_registry.ts";
+import { storedActorCounter } from "../stores/stored_actors.ts";
+import { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import { startNormalizer } from "../supervisors/normalizer_supervisor.ts";
+import { NodeRegistry } from "../supervisors/node_registry.ts";
+import { jitteredBackoffMs } from "../timing/backoff.ts";
+import { sleep } from "../timing/sleep.ts";
 
 export interface RunningNode {
   nodeId: string;
@@ -52,16 +56,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }
 
 export function startNode(
@@ -233,7 +227,7 @@ export function startNode(
         break;
       } catch (err) {
         logger.warn("startup step failed; retrying", { attempt, err });
-        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), abort.signal);
+        await sleep(jitteredBackoffMs(attempt, { baseMs: 500, capMs: 5000 }), abort.signal);
       }
     }
     if (abort.signal.aborted) return;

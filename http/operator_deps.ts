@@ -1,4 +1,4 @@
-/** What the operator endpoints need from the node (wired in supervisors/node_supervisor.ts). */
+/** What the operator endpoints need from the node (wired in app/node.ts). */
 import type { Config } from "../config/config.ts";
 import type { HotKeys } from "../observability/hot_keys.ts";
 import type { Logger } from "../observability/logger.ts";

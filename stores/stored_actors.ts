@@ -3,8 +3,8 @@
  * with SCAN at most once per `maxAgeMs` (a scrape never waits for more than the first
  * count; later scrapes get the last count while a new one runs in the background).
  */
-import type { Redis } from "../stores/redis.ts";
-import type { StoredActorCounts } from "./metrics.ts";
+import type { StoredActorCounts } from "../observability/metrics.ts";
+import type { Redis } from "./redis.ts";
 
 export function storedActorCounter(
   redis: Redis,
