@@ -34,7 +34,3 @@ export class RestartIntensity {
     return backoffCeilingMs(this.#times.length, { baseMs, capMs });
   }
 }
-
-// Moved to timing/backoff.ts; re-exported only until actor_consumer.ts and replay_jobs.ts
-// import it from there.
-export { jitteredBackoffMs } from "../timing/backoff.ts";
