@@ -280,3 +280,77 @@ Deno.test({
     }
   },
 });
+
+/** The value of one unlabelled-or-labelled series in a node's /metrics, summed over labels. */
+async function metricSum(node: NodeProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  return text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+Deno.test({
+  name:
+    "replay of 100 keys with 1000 bars each: progress moves, the group never rebalances, results exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_BAR_WINDOWS: "1m",
+      DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "40000",
+    });
+    await createTopics(env);
+    // 1000 minutes of history for 100 instruments: about 1000 one-minute bars each.
+    const history = generateTicks({
+      seed: 41,
+      instruments: 100,
+      count: 150_000,
+      startMs: START,
+      spreadMs: 1000 * 60_000,
+      outOfOrderRatio: 0.02,
+      duplicateRatio: 0.01,
+      maxDelayMs: 3000,
+    });
+    const windows = [{ name: "1m", ms: 60_000 }];
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      await announced(node);
+      await produceTicks(env, history);
+      await waitExact(
+        env,
+        expectedInstruments(history, {
+          windows,
+          allowedLatenessMs: 5000,
+          watermarksAt: watermarksAt(0, history.length),
+        }),
+        node,
+      );
+      const rebalances = await metricSum(node, "data_processing_rebalances_total");
+      const accepted = await requestReplay(node, env, { kind: "instrument", prefix: "INST-" });
+      assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+      const seen = new Set<number>();
+      const done = await pollUntil("replay done", async () => {
+        const view = await job(node, env, accepted.body.job_id);
+        if (view.status === "failed") throw new Error(JSON.stringify(view));
+        seen.add(view.progress.percent);
+        return view.status === "done" ? view : undefined;
+      }, { timeoutMs: 180_000, intervalMs: 100 });
+      assert.equal(done.keys.length, 100);
+      const partial = [...seen].filter((p) => p > 0 && p < 100);
+      assert.ok(partial.length >= 3, `progress seen: ${[...seen].sort((a, b) => a - b)}`);
+      assert.equal(await metricSum(node, "data_processing_rebalances_total"), rebalances);
+      await waitExact(
+        env,
+        expectedInstruments(history, {
+          windows,
+          allowedLatenessMs: 5000,
+          watermarksAt: watermarksAt(0, history.length),
+        }),
+        node,
+      );
+    } finally {
+      await node.kill("SIGKILL");
+    }
+  },
+});
