@@ -38,6 +38,7 @@ import { redisKeys } from "../stores/redis_keys.ts";
 import { storedActorCounter } from "../stores/stored_actors.ts";
 import { ActorConsumer } from "../supervisors/actor_consumer.ts";
 import { startNormalizer } from "../supervisors/normalizer_supervisor.ts";
+import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
 import { NodeRegistry } from "../supervisors/node_registry.ts";
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
@@ -71,14 +72,21 @@ export function startNode(
   const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
   const keys = redisKeys(config.DATA_PROC_REDIS_PREFIX, config.DATA_PROC_GROUP_ID);
 
-  const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, `254carbon-dp-${nodeId}`);
+  const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, clientIdOf(nodeId));
   const admin = kafka.admin();
+  const members = new GroupMembers({
+    admin,
+    groupIds: [`${config.DATA_PROC_GROUP_ID}.actors`, `${config.DATA_PROC_GROUP_ID}.normalizer`],
+  });
   const redis = createRedis(config.DATA_PROC_REDIS_URL);
   redis.on("error", () => {}); // surfaced through /ready; ioredis reconnects by itself
   const sql = createPostgres(config.DATA_PROC_POSTGRES_DSN);
   const clickhouse = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
   const store = new ActorStore(redis, keys);
-  const nodes = new NodeRegistry(redis, keys);
+  // Peers are called only at the URL of a node that Kafka shows in one of the groups.
+  const nodes = new NodeRegistry(redis, keys, {
+    confirm: (records) => members.confirmed(records, nodeId),
+  });
   const hotKeys = new HotKeys({ capacity: 1000, halfLifeMs: 60_000 });
   const tracing = configureTracing({
     enabled: config.DATA_PROC_TRACE_ENABLED,

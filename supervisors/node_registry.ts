@@ -17,10 +17,21 @@ export class NodeRegistry {
   readonly #keys: RedisKeys;
   readonly #ttlMs: number;
 
-  constructor(redis: Redis, keys: RedisKeys, options: { ttlMs?: number } = {}) {
+  readonly #confirm: ((records: NodeRecord[]) => Promise<NodeRecord[]>) | undefined;
+
+  /**
+   * `confirm` keeps only the records Kafka vouches for (see group_members.ts): a `node:*`
+   * key is a claim anyone who can write Redis can make, and peers are called at its URL.
+   */
+  constructor(
+    redis: Redis,
+    keys: RedisKeys,
+    options: { ttlMs?: number; confirm?: (records: NodeRecord[]) => Promise<NodeRecord[]> } = {},
+  ) {
     this.#redis = redis;
     this.#keys = keys;
     this.#ttlMs = options.ttlMs ?? 10_000;
+    this.#confirm = options.confirm;
   }
 
   async announce(record: NodeRecord): Promise<void> {
@@ -52,7 +63,10 @@ export class NodeRegistry {
     } while (cursor !== "0");
     if (keys.length === 0) return [];
     const values = await this.#redis.mget(keys);
-    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as NodeRecord);
+    const records = values.filter((v): v is string => v !== null).map((v) =>
+      JSON.parse(v) as NodeRecord
+    );
+    return this.#confirm ? await this.#confirm(records) : records;
   }
 
   /** The node that owns a topic partition, if any node announces it. */

@@ -1,0 +1,108 @@
+/**
+ * Peers are called only at addresses Kafka vouches for: a `node:*` record in Redis whose node
+ * is not in the consumer groups, or whose URL names another address than its member connects
+ * from, is never called (anyone who can write Redis could otherwise point a node at any URL).
+ */
+import assert from "node:assert/strict";
+import type { Admin } from "kafkajs";
+import { closeRedis, createRedis } from "../stores/redis.ts";
+import { redisKeys } from "../stores/redis_keys.ts";
+import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
+import type { NodeRecord } from "../supervisors/node_registry.ts";
+import { createTopics } from "./actor_harness.ts";
+import { spawnNode, waitReady } from "./node_process.ts";
+import { freshEnv, pollUntil } from "./support.ts";
+
+function record(nodeId: string, url: string): NodeRecord {
+  return { node_id: nodeId, url, partitions: [], updated_at_ms: 0 };
+}
+
+/** An admin whose describeGroups answers from a fixed member list. */
+function adminWith(members: { clientId: string; clientHost: string }[]): Admin {
+  return {
+    connect: () => Promise.resolve(),
+    describeGroups: () =>
+      Promise.resolve({
+        groups: [{ groupId: "g", members, protocol: "", protocolType: "", state: "Stable" }],
+      }),
+  } as unknown as Admin;
+}
+
+Deno.test("group members: only records Kafka vouches for, at the address their member uses", async () => {
+  const members = new GroupMembers({
+    admin: adminWith([
+      { clientId: clientIdOf("a"), clientHost: "/10.0.0.1" },
+      { clientId: clientIdOf("b"), clientHost: "/10.0.0.2" },
+    ]),
+    groupIds: ["g"],
+    resolve: (host) => Promise.resolve(host === "node-b.internal" ? ["10.0.0.2"] : []),
+  });
+  const kept = await members.confirmed([
+    record("self", "http://anything:1"), // this node: always itself
+    record("a", "http://10.0.0.1:8080"), // member, its own address
+    record("b", "http://node-b.internal:8080"), // member, a name resolving to its address
+    record("a2", "http://10.0.0.1:8080"), // not a member
+    record("b", "http://attacker.example:8080"), // member id, another address
+    record("a", "not a url"),
+  ], "self");
+  assert.deepEqual(kept.map((r) => `${r.node_id} ${r.url}`), [
+    "self http://anything:1",
+    "a http://10.0.0.1:8080",
+    "b http://node-b.internal:8080",
+  ]);
+});
+
+Deno.test("group members: while Kafka cannot say, only this node is trusted", async () => {
+  const members = new GroupMembers({
+    admin: {
+      connect: () => Promise.resolve(),
+      describeGroups: () => Promise.reject(new Error("broker down")),
+    } as unknown as Admin,
+    groupIds: ["g"],
+  });
+  const kept = await members.confirmed(
+    [record("self", "http://x:1"), record("a", "http://10.0.0.1:1")],
+    "self",
+  );
+  assert.deepEqual(kept.map((r) => r.node_id), ["self"]);
+});
+
+Deno.test({
+  name: "a forged node record in Redis is never called by a real node",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
+    await createTopics(env);
+    let called = 0;
+    const trap = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      called++;
+      return Response.json({ keys: [], partitions: [] });
+    });
+    const node = await spawnNode(env.env);
+    const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+    try {
+      await waitReady(node);
+      const keys = redisKeys(env.config.DATA_PROC_REDIS_PREFIX, env.config.DATA_PROC_GROUP_ID);
+      const forged = record("forged", `http://127.0.0.1:${trap.addr.port}`);
+      await redis.set(keys.node("forged"), JSON.stringify(forged), "PX", 60_000);
+      // The real node is listed (Kafka shows it in the group); the forged one never is.
+      const partitions = await pollUntil("the node lists itself", async () => {
+        const body = await (await fetch(`${node.url}/partitions`)).json();
+        return body.nodes.length > 0 ? body : undefined;
+      });
+      assert.deepEqual(
+        partitions.nodes.map((n: NodeRecord) => n.node_id).filter((id: string) => id === "forged"),
+        [],
+      );
+      const res = await fetch(`${node.url}/hot-keys?scope=cluster`);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      assert.equal(called, 0, "the forged address was called");
+    } finally {
+      await node.kill("SIGKILL");
+      await closeRedis(redis);
+      await trap.shutdown();
+    }
+  },
+});
