@@ -1,11 +1,18 @@
 /**
  * Actor state in Redis: per-key snapshots, per-partition ownership epochs (the fence), and
  * the fenced flush that writes a partition's projections and snapshots in one Lua call.
+ *
+ * State read back is decoded with its schema (messages/). A value that does not decode (not
+ * JSON, or not the shape) is logged and treated as absent: a snapshot as if the key had
+ * none, a partition state as if there were none (the partition is rebuilt from its log), a
+ * clock checkpoint as if none were kept. One bad value must not stop a partition for good.
  */
+import type { z } from "zod";
 import type { Redis } from "./redis.ts";
 import type { RedisKeys } from "./redis_keys.ts";
-import type { PersistedActor } from "../messages/persisted_actor.ts";
+import { PersistedActor } from "../messages/persisted_actor.ts";
 import { ClockCheckpoint, PersistedPartition } from "../messages/partition_state.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
 
 /** Clock checkpoints kept per partition: a week at one a minute. */
 const CLOCK_CHECKPOINTS = 10_080;
@@ -58,10 +65,12 @@ export interface FlushWrite {
 export class ActorStore {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
+  readonly #logger: Logger;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: Redis, keys: RedisKeys, options: { logger?: Logger } = {}) {
     this.#redis = redis;
     this.#keys = keys;
+    this.#logger = options.logger ?? createLogger("actor_store");
     this.#redis.defineCommand("dpFencedFlush", { lua: FENCED_FLUSH });
   }
 
@@ -84,26 +93,49 @@ export class ActorStore {
     return values.map((v) => (v === null ? null : Number(v)));
   }
 
-  /** Loads snapshots for keys; missing keys map to undefined. */
+  /** Decodes a stored value; undefined (with a warning) when it is not JSON of the schema. */
+  #decode<T>(schema: z.ZodType<T>, key: string, value: string): T | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch (err) {
+      this.#logger.warn("stored value is not JSON; treated as absent", {
+        key,
+        error: (err as Error).message,
+      });
+      return undefined;
+    }
+    const decoded = schema.safeParse(json);
+    if (decoded.success) return decoded.data;
+    this.#logger.warn("stored value does not decode; treated as absent", {
+      key,
+      error: decoded.error.message,
+    });
+    return undefined;
+  }
+
+  /** Loads snapshots for keys; missing keys, and values that do not decode, are absent. */
   async load(kind: string, keys: readonly string[]): Promise<Map<string, PersistedActor>> {
     const found = new Map<string, PersistedActor>();
     if (keys.length === 0) return found;
-    const values = await this.#redis.mget(keys.map((k) => this.#keys.snapshot(kind, k)));
+    const redisKeys = keys.map((k) => this.#keys.snapshot(kind, k));
+    const values = await this.#redis.mget(redisKeys);
     values.forEach((v, i) => {
-      if (v !== null) found.set(keys[i]!, JSON.parse(v) as PersistedActor);
+      if (v === null) return;
+      const persisted = this.#decode(PersistedActor, redisKeys[i]!, v);
+      if (persisted) found.set(keys[i]!, persisted);
     });
     return found;
   }
 
-  /** The stored state of a normalized partition (clock, open keys), if any. */
+  /**
+   * The stored state of a normalized partition (clock, open keys), if any; a value that
+   * does not decode is absent, so the partition is rebuilt from its log.
+   */
   async loadPartition(topic: string, partition: number): Promise<PersistedPartition | undefined> {
-    const value = await this.#redis.get(this.#keys.partitionState(topic, partition));
-    if (value === null) return undefined;
-    const parsed = PersistedPartition.safeParse(JSON.parse(value));
-    if (!parsed.success) {
-      throw new Error(`stored state of ${topic}[${partition}] is invalid: ${parsed.error.message}`);
-    }
-    return parsed.data;
+    const key = this.#keys.partitionState(topic, partition);
+    const value = await this.#redis.get(key);
+    return value === null ? undefined : this.#decode(PersistedPartition, key, value);
   }
 
   /**
@@ -130,7 +162,7 @@ export class ActorStore {
   ): Promise<ClockCheckpoint | undefined> {
     const key = this.#keys.clockHistory(topic, partition);
     const [value] = await this.#redis.zrevrangebyscore(key, offset, "-inf", "LIMIT", 0, 1);
-    return value === undefined ? undefined : ClockCheckpoint.parse(JSON.parse(value));
+    return value === undefined ? undefined : this.#decode(ClockCheckpoint, key, value);
   }
 
   partitionKey(topic: string, partition: number): string {

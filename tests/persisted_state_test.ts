@@ -1,0 +1,175 @@
+/**
+ * State read back from Redis is decoded, not cast: a snapshot, partition state or clock
+ * checkpoint that does not decode is logged and treated as absent (real Redis), and a key
+ * whose snapshot is corrupted starts afresh in its partition instead of crashing it.
+ */
+import assert from "node:assert/strict";
+import type { KafkaMessage } from "kafkajs";
+import { instrumentAdapter } from "../actors/actor_kinds.ts";
+import { NormalizedTick } from "../messages/normalized_tick.ts";
+import type { LogFields, Logger } from "../observability/logger.ts";
+import { ActorStore } from "../stores/actor_store.ts";
+import { closeRedis, createRedis, type Redis } from "../stores/redis.ts";
+import { redisKeys } from "../stores/redis_keys.ts";
+import { PartitionSupervisor } from "../supervisors/partition_supervisor.ts";
+import { freshEnv } from "./support.ts";
+
+const TOPIC = "normalized.market.ticks.v1";
+const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
+const PARAMS = { windows: [{ name: "1m", ms: 60_000 }], allowedLatenessMs: 5000 };
+
+/** A logger that keeps its warnings, so a test can see what was reported. */
+function capturingLogger(): Logger & { warnings: { msg: string; fields: LogFields }[] } {
+  const warnings: { msg: string; fields: LogFields }[] = [];
+  const logger = {
+    warnings,
+    debug: () => {},
+    info: () => {},
+    warn: (msg: string, fields: LogFields = {}) => void warnings.push({ msg, fields }),
+    error: (msg: string, fields: LogFields = {}) => void warnings.push({ msg, fields }),
+    child: () => logger,
+  };
+  return logger;
+}
+
+function tickMessage(offset: number, instrument: string, price: number): KafkaMessage {
+  const tick: NormalizedTick = {
+    event_id: `${instrument}-${offset}`,
+    instrument_id: instrument,
+    event_time_ms: T0 + offset * 1000,
+    price,
+    size: 1,
+    source: "test",
+    symbol: instrument,
+    commodity: null,
+    region: null,
+    currency: null,
+    unit: null,
+    ingest_time_ms: 0,
+  };
+  return {
+    key: null,
+    value: new TextEncoder().encode(JSON.stringify(tick)) as unknown as KafkaMessage["value"],
+    timestamp: String(T0),
+    attributes: 0,
+    offset: String(offset),
+    headers: {},
+  } as KafkaMessage;
+}
+
+async function withStore(
+  fn: (s: {
+    redis: Redis;
+    keys: ReturnType<typeof redisKeys>;
+    store: ActorStore;
+    logger: ReturnType<typeof capturingLogger>;
+  }) => Promise<void>,
+): Promise<void> {
+  const env = await freshEnv();
+  const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+  const keys = redisKeys(env.config.DATA_PROC_REDIS_PREFIX, env.config.DATA_PROC_GROUP_ID);
+  const logger = capturingLogger();
+  try {
+    await fn({ redis, keys, store: new ActorStore(redis, keys, { logger }), logger });
+  } finally {
+    await closeRedis(redis);
+    await env.cleanup();
+  }
+}
+
+Deno.test({
+  name:
+    "actor store: a snapshot, partition state or clock checkpoint that does not decode is absent, with a warning",
+  // ioredis may leave its own connect timer pending for a moment after quit().
+  sanitizeOps: false,
+  fn: () =>
+    withStore(async ({ redis, keys, store, logger }) => {
+      const good = {
+        kind: "instrument",
+        key: "GOOD",
+        partition: 0,
+        offset: 7,
+        machine: { status: "active", value: {}, context: { applied: 1 } },
+        history: [],
+        restarts: 0,
+        saved_at_ms: T0,
+      };
+      await redis.set(keys.snapshot("instrument", "GOOD"), JSON.stringify(good));
+      await redis.set(keys.snapshot("instrument", "NOT-JSON"), "{ half a snapshot");
+      await redis.set(
+        keys.snapshot("instrument", "WRONG-SHAPE"),
+        JSON.stringify({ ...good, key: "WRONG-SHAPE", offset: "7", machine: "garbage" }),
+      );
+      const loaded = await store.load("instrument", ["GOOD", "NOT-JSON", "WRONG-SHAPE", "NONE"]);
+      assert.deepEqual([...loaded.keys()], ["GOOD"]);
+      assert.deepEqual(loaded.get("GOOD"), good);
+      assert.deepEqual(
+        logger.warnings.map((w) => [w.msg, w.fields.key]),
+        [
+          [
+            "stored value is not JSON; treated as absent",
+            keys.snapshot("instrument", "NOT-JSON"),
+          ],
+          [
+            "stored value does not decode; treated as absent",
+            keys.snapshot("instrument", "WRONG-SHAPE"),
+          ],
+        ],
+      );
+      assert.match(String(logger.warnings[1]!.fields.error), /offset|machine/);
+
+      logger.warnings.length = 0;
+      await redis.set(keys.partitionState(TOPIC, 0), JSON.stringify({ offset: 3, clock: null }));
+      await redis.zadd(keys.clockHistory(TOPIC, 0), 5, "not a checkpoint");
+      assert.equal(await store.loadPartition(TOPIC, 0), undefined);
+      assert.equal(await store.clockCheckpointAtOrBefore(TOPIC, 0, 10), undefined);
+      assert.deepEqual(logger.warnings.map((w) => w.fields.key), [
+        keys.partitionState(TOPIC, 0),
+        keys.clockHistory(TOPIC, 0),
+      ]);
+    }),
+});
+
+Deno.test({
+  name: "a key whose stored snapshot is corrupted starts afresh in its partition, not a crash",
+  sanitizeOps: false,
+  fn: () =>
+    withStore(async ({ redis, keys, store, logger }) => {
+      await redis.set(keys.snapshot("instrument", "A"), JSON.stringify({ machine: 42 }));
+      const epoch = await store.claim(TOPIC, 0);
+      const p = new PartitionSupervisor<NormalizedTick>({
+        topic: TOPIC,
+        partition: 0,
+        epoch,
+        adapter: instrumentAdapter(PARAMS),
+        schema: NormalizedTick,
+        keyOf: (t) => t.instrument_id,
+        store,
+        historySize: 5,
+        now: () => Date.now(),
+        logger,
+      });
+      try {
+        await p.handle([tickMessage(10, "A", 100), tickMessage(11, "A", 101)]);
+        const plan = await p.plan({ snapshot: true });
+        const latest = plan.outputs.projections.find((x) => x.key.endsWith("latest:A"));
+        assert.equal(JSON.parse(latest!.value).price, 101);
+        assert.equal(plan.dlq.length, 0);
+        assert.equal(p.actor("A")!.restarts, 0);
+        assert.ok(
+          logger.warnings.some((w) => w.fields.key === keys.snapshot("instrument", "A")),
+          "the corrupted snapshot is reported",
+        );
+        // The new snapshot decodes again.
+        assert.ok(
+          await store.fencedFlush(TOPIC, 0, epoch, {
+            projections: [],
+            snapshots: plan.snapshots,
+          }),
+        );
+        assert.ok((await store.load("instrument", ["A"])).get("A"));
+      } finally {
+        await p.stop();
+      }
+    }),
+});
