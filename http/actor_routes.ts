@@ -260,6 +260,7 @@ export function actorRoutes(
           return await forwardTo(c, where.owner, deps.nodeId, {
             body: JSON.stringify(body),
             timeoutMs: 30_000,
+            signWith: { token: deps.config.DATA_PROC_ADMIN_TOKEN, callerTokenId: identity.tokenId },
           });
         } catch (err) {
           if (err instanceof HttpError) throw await fail(err, { owner: where.owner.node_id });

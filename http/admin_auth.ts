@@ -13,6 +13,13 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import { HttpError } from "./errors.ts";
+import { FORWARDED_HEADER } from "./forward.ts";
+import {
+  PEER_CALLER_HEADER,
+  PEER_SIGNATURE_HEADER,
+  PEER_TIME_HEADER,
+  verifyPeer,
+} from "./peer_auth.ts";
 
 export interface AdminIdentity {
   /** First 8 hex digits of sha256(token). */
@@ -153,6 +160,22 @@ export function adminAuth(options: AdminAuthOptions): (action: string) => Middle
   return (action) => async (c, next) => {
     if (expected === undefined || expectedId === undefined) {
       return await refuse(c, action, "admin_disabled", null);
+    }
+    const peerSignature = c.req.header(PEER_SIGNATURE_HEADER);
+    const fromNode = c.req.header(FORWARDED_HEADER);
+    if (peerSignature !== undefined && fromNode !== undefined) {
+      // A request a peer forwarded: signed with a key derived from the token, never the token.
+      const valid = await verifyPeer(options.token, fromNode, c.req.method, c.req.path, {
+        time: c.req.header(PEER_TIME_HEADER),
+        signature: peerSignature,
+      });
+      if (!valid) return await refuse(c, action, "wrong_token", null);
+      const caller = c.req.header(PEER_CALLER_HEADER);
+      c.set("admin", {
+        tokenId: caller && /^[0-9a-f]{8}$/.test(caller) ? caller : await expectedId,
+        requestedBy: parseRequestedBy(c.req.header("x-requested-by")),
+      });
+      return await next();
     }
     const header = c.req.header("authorization");
     const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);

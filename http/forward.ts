@@ -6,19 +6,29 @@
 import type { Context } from "hono";
 import type { NodeRecord } from "../supervisors/node_registry.ts";
 import { HttpError } from "./errors.ts";
+import { peerHeaders } from "./peer_auth.ts";
 
 export const FORWARDED_HEADER = "x-dp-forwarded";
 
-/** Headers a forwarded request keeps (authentication and the caller-given name included). */
-const KEPT = ["authorization", "x-requested-by", "content-type", "accept"];
+/**
+ * Headers a forwarded request keeps. Never `authorization`: the admin token stays on the node
+ * it was sent to; an admin request is forwarded signed instead (peer_auth.ts).
+ */
+const KEPT = ["x-requested-by", "content-type", "accept"];
 
 /** True when this request was forwarded by a peer (so it must be answered here). */
 export function isForwarded(c: Context): boolean {
   return c.req.header(FORWARDED_HEADER) !== undefined;
 }
 
-function forwardedInit(c: Context, selfId: string, body: string | undefined, timeoutMs: number) {
-  const headers = new Headers({ [FORWARDED_HEADER]: selfId });
+function forwardedInit(
+  c: Context,
+  selfId: string,
+  body: string | undefined,
+  timeoutMs: number,
+  signed: Record<string, string> = {},
+) {
+  const headers = new Headers({ [FORWARDED_HEADER]: selfId, ...signed });
   for (const name of KEPT) {
     const value = c.req.header(name);
     if (value !== undefined) headers.set(name, value);
@@ -40,14 +50,31 @@ export async function forwardTo(
   c: Context,
   owner: NodeRecord,
   selfId: string,
-  options: { body?: string; timeoutMs?: number } = {},
+  options: {
+    body?: string;
+    timeoutMs?: number;
+    /** For an admin request: the token the peer checks the signature with. */
+    signWith?: { token: string; callerTokenId: string | null };
+  } = {},
 ): Promise<Response> {
   const url = new URL(c.req.url);
   const target = `${owner.url.replace(/\/+$/, "")}${url.pathname}${url.search}`;
+  const signed = options.signWith
+    ? await peerHeaders(
+      options.signWith.token,
+      selfId,
+      c.req.method,
+      url.pathname,
+      options.signWith.callerTokenId,
+    )
+    : {};
   let res: Response;
   let payload: ArrayBuffer;
   try {
-    res = await fetch(target, forwardedInit(c, selfId, options.body, options.timeoutMs ?? 5000));
+    res = await fetch(
+      target,
+      forwardedInit(c, selfId, options.body, options.timeoutMs ?? 5000, signed),
+    );
     payload = await res.arrayBuffer();
   } catch (err) {
     throw new HttpError(

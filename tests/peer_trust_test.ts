@@ -4,7 +4,16 @@
  * from, is never called (anyone who can write Redis could otherwise point a node at any URL).
  */
 import assert from "node:assert/strict";
+import type { Context } from "hono";
 import type { Admin } from "kafkajs";
+import { forwardTo } from "../http/forward.ts";
+import {
+  PEER_CALLER_HEADER,
+  PEER_SIGNATURE_HEADER,
+  PEER_TIME_HEADER,
+  peerHeaders,
+  verifyPeer,
+} from "../http/peer_auth.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
@@ -103,6 +112,98 @@ Deno.test({
       await node.kill("SIGKILL");
       await closeRedis(redis);
       await trap.shutdown();
+    }
+  },
+});
+
+Deno.test("a forwarded admin request carries a signature, never the admin token", async () => {
+  let seen: Headers | undefined;
+  const peer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    seen = req.headers;
+    return Response.json({ ok: true });
+  });
+  try {
+    const headers = new Headers({
+      authorization: "Bearer secret-admin-token",
+      "x-requested-by": "al",
+    });
+    const c = {
+      req: {
+        url: "http://127.0.0.1:1/actors/instrument/K/reset",
+        method: "POST",
+        header: (name: string) => headers.get(name) ?? undefined,
+      },
+    } as unknown as Context;
+    const res = await forwardTo(c, record("b", `http://127.0.0.1:${peer.addr.port}`), "a", {
+      body: "{}",
+      signWith: { token: "secret-admin-token", callerTokenId: "1a2b3c4d" },
+    });
+    assert.equal(res.status, 200);
+    assert.ok(seen);
+    assert.equal(seen.get("authorization"), null);
+    assert.equal(seen.get("x-requested-by"), "al");
+    assert.equal(seen.get(PEER_CALLER_HEADER), "1a2b3c4d");
+    assert.ok(
+      await verifyPeer("secret-admin-token", "a", "POST", "/actors/instrument/K/reset", {
+        time: seen.get(PEER_TIME_HEADER) ?? undefined,
+        signature: seen.get(PEER_SIGNATURE_HEADER) ?? undefined,
+      }),
+    );
+    // Another path, node, token or a stale time does not verify.
+    const sig = { time: seen.get(PEER_TIME_HEADER)!, signature: seen.get(PEER_SIGNATURE_HEADER)! };
+    assert.equal(await verifyPeer("secret-admin-token", "a", "POST", "/replay", sig), false);
+    assert.equal(
+      await verifyPeer("secret-admin-token", "x", "POST", "/actors/instrument/K/reset", sig),
+      false,
+    );
+    assert.equal(await verifyPeer("other", "a", "POST", "/actors/instrument/K/reset", sig), false);
+    assert.equal(
+      await verifyPeer(
+        "secret-admin-token",
+        "a",
+        "POST",
+        "/actors/instrument/K/reset",
+        sig,
+        Number(sig.time) + 120_000,
+      ),
+      false,
+    );
+  } finally {
+    await peer.shutdown();
+  }
+});
+
+Deno.test({
+  name: "a node accepts a forwarded admin request only with a valid peer signature",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
+    await createTopics(env);
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      const path = "/actors/instrument/NO-SUCH-KEY/reset";
+      const send = (headers: Record<string, string>) =>
+        fetch(`${node.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-dp-forwarded": "peer-1", ...headers },
+          body: "{}",
+        });
+      const forged = await send({
+        [PEER_TIME_HEADER]: String(Date.now()),
+        [PEER_SIGNATURE_HEADER]: "00",
+      });
+      assert.equal(forged.status, 401);
+      assert.match(forged.headers.get("www-authenticate") ?? "", /^Bearer/);
+      await forged.body?.cancel();
+      const signed = await send(
+        await peerHeaders(env.env.DATA_PROC_ADMIN_TOKEN!, "peer-1", "POST", path, null),
+      );
+      // Authenticated: the key is simply unknown.
+      assert.equal(signed.status, 404, await signed.text());
+    } finally {
+      await node.kill("SIGKILL");
     }
   },
 });
