@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Actor, createActor } from "xstate";
+import type { Bar } from "../messages/bar.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import {
   barDifferences,
@@ -87,22 +88,6 @@ function bar(actor: InstrumentActor, resolution: string, startMs: number) {
 // ---------------------------------------------------------------------------------------
 // What a runtime would flush: every changed bar and latest, with its version.
 
-interface EmittedBar {
-  instrument_id: string;
-  resolution: string;
-  start_ms: number;
-  end_ms: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
-  count: number;
-  final: boolean;
-  version: number;
-}
-
 interface EmittedLatest {
   instrument_id: string;
   price: number;
@@ -114,7 +99,7 @@ interface EmittedLatest {
 
 interface Sink {
   /** By barKey(instrument_id, resolution, start_ms): the last version flushed. */
-  bars: Map<string, EmittedBar>;
+  bars: Map<string, Bar>;
   latest: Map<string, EmittedLatest>;
   /** Every bar write in order, as `${key}@${version}`: versions must never repeat. */
   writes: string[];
@@ -134,7 +119,7 @@ function flush(actor: InstrumentActor, sink: Sink): void {
     const b = findBar(ctx, key);
     if (b === undefined) throw new Error(`changed bar ${key} is not in memory`);
     const [resolution] = key.split("|");
-    const emitted: EmittedBar = {
+    const emitted: Bar = {
       instrument_id: ctx.instrumentId,
       resolution: resolution!,
       start_ms: b.start_ms,

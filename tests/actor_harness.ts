@@ -4,6 +4,7 @@
  * `gold.bars FINAL`, and compare them with the independent oracle in tests/expected.ts.
  */
 import { Partitioners } from "kafkajs";
+import type { Bar } from "../messages/bar.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
 import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
@@ -90,21 +91,14 @@ export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[
   }
 }
 
-interface GoldBarRow {
-  instrument_id: string;
-  resolution: string;
+/** A `gold.bars` row as ClickHouse's JSON gives it: 64-bit integers as text, final as 0/1. */
+type GoldBarRow = Omit<Bar, "start_ms" | "end_ms" | "count" | "final" | "version"> & {
   start_ms: string;
   end_ms: string;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
   count: string;
   final: number;
   version: string;
-}
+};
 
 /**
  * Differences between the stores and the expected result: Redis latest and bar projections

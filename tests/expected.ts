@@ -73,6 +73,7 @@
  *   points carry an older as_of and a delayed event time; tenors `2027-01`.. (`tenors` of
  *   them, monthly).
  */
+import type { Bar } from "../messages/bar.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 
@@ -91,21 +92,10 @@ export interface ExpectedInstrumentOptions {
   watermarksAt?: readonly number[];
 }
 
-export interface ExpectedBar {
-  instrument_id: string;
-  resolution: string;
-  start_ms: number;
-  end_ms: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
-  count: number;
+export type ExpectedBar = Omit<Bar, "final" | "version"> & {
   /** Final by the event-time rule alone: final clock >= end_ms + lateness. */
   finalByClock: boolean;
-}
+};
 
 export interface ExpectedLatest {
   instrument_id: string;
@@ -348,17 +338,10 @@ export function compareFloat(a: number, b: number): boolean {
   return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
 }
 
-interface BarLike {
-  start_ms: number;
-  end_ms: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
-  count: number;
-}
+type BarLike = Pick<
+  Bar,
+  "start_ms" | "end_ms" | "open" | "high" | "low" | "close" | "volume" | "vwap" | "count"
+>;
 
 /** The fields of `actual` that differ from `expected`, each described; empty when equal. */
 export function barDifferences(actual: BarLike, expected: BarLike): string[] {

@@ -5,6 +5,7 @@
  * planted problem.
  */
 import assert from "node:assert/strict";
+import type { Bar } from "../messages/bar.ts";
 import { createClickHouse, insertRows } from "../stores/clickhouse.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
@@ -70,19 +71,7 @@ function tickRow(t: Tick): Record<string, unknown> {
   };
 }
 
-interface GoldBar {
-  instrument_id: string;
-  resolution: string;
-  start_ms: number;
-  end_ms: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
-  count: number;
-}
+type GoldBar = Omit<Bar, "final" | "version">;
 
 /** An independent reference of CONTRACT's bar semantics, written plainly in TypeScript. */
 function referenceBars(ticks: Tick[], windows: { name: string; ms: number }[]): GoldBar[] {

@@ -2,17 +2,7 @@
  * Field-by-field comparison of two bars' values with a float tolerance, shared by
  * `reconcile` (silver recomputation vs gold) and `projection:reconcile` (gold vs Redis).
  */
-
-/** The values of a bar that are compared (not `version`, which differs by design). */
-export interface BarValues {
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number;
-  count: number;
-}
+import type { Bar } from "../messages/bar.ts";
 
 export const BAR_VALUE_FIELDS = [
   "open",
@@ -23,6 +13,9 @@ export const BAR_VALUE_FIELDS = [
   "vwap",
   "count",
 ] as const;
+
+/** The values of a bar that are compared (not `version`, which differs by design). */
+export type BarValues = Pick<Bar, (typeof BAR_VALUE_FIELDS)[number]>;
 
 /** One field that differs: `expected` is the reference side, `actual` the checked side. */
 export interface FieldDifference {

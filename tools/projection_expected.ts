@@ -4,6 +4,7 @@
  * instrument and resolution (gold.bars FINAL), and each curve's snapshot for its newest
  * as_of (gold.curves FINAL). Values come without `version` (`goldVersion` is separate).
  */
+import type { Bar } from "../messages/bar.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { queryRows } from "../stores/clickhouse.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
@@ -20,20 +21,7 @@ export interface ExpectedLatest {
 }
 
 export interface ExpectedBar {
-  value: {
-    instrument_id: string;
-    resolution: string;
-    start_ms: number;
-    end_ms: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    vwap: number;
-    count: number;
-    final: boolean;
-  };
+  value: Omit<Bar, "version">;
   goldVersion: number;
 }
 
