@@ -171,6 +171,7 @@ export function startNode(
     logger: logger.child("http"),
     registry,
     readiness,
+    readsPerSecond: config.DATA_PROC_HTTP_READS_PER_S,
     routes: [
       replayRoutes({
         config,

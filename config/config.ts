@@ -79,6 +79,8 @@ const schema = z.object({
   // Log records a replay reads per second at most (0: as fast as it can), so a long replay
   // leaves the event loop to the live partitions.
   DATA_PROC_REPLAY_MAX_RECORDS_PER_S: integer(0).default(0),
+  // GET requests a node serves per second (bursts of twice that), probes aside; 0: no limit.
+  DATA_PROC_HTTP_READS_PER_S: integer(0).default(50),
   DATA_PROC_NODE_ID: z.string().default(""),
   DATA_PROC_ADVERTISED_URL: z.string().default(""),
   DATA_PROC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

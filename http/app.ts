@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import type { Registry } from "prom-client";
 import { HttpError } from "./errors.ts";
+import { readLimit } from "./read_limit.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 
@@ -19,6 +20,8 @@ export interface AppDeps {
   readiness: () => Promise<ReadinessReport>;
   /** Further routes (operator endpoints) mounted on the same app. */
   routes?: ((app: Hono) => void)[];
+  /** Reads (GET, probes aside) served per second at most; 0 or absent: no limit. */
+  readsPerSecond?: number;
 }
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): Hono {
     const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "other";
     metrics.httpRequests.labels(method, route, `${Math.floor(c.res.status / 100)}xx`).inc();
   });
+  app.use("*", readLimit(deps.readsPerSecond ?? 0));
 
   app.onError((err, c) => {
     if (err instanceof HttpError) {

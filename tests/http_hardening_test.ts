@@ -1,7 +1,7 @@
 /**
- * Peers are called only at addresses Kafka vouches for: a `node:*` record in Redis whose node
- * is not in the consumer groups, or whose URL names another address than its member connects
- * from, is never called (anyone who can write Redis could otherwise point a node at any URL).
+ * HTTP hardening: peers are called only at addresses Kafka vouches for (a forged `node:*`
+ * record in Redis is never called), forwarded admin requests carry a node-to-node signature
+ * instead of the admin token, and the reads anyone can send are bounded.
  */
 import assert from "node:assert/strict";
 import type { Context } from "hono";
@@ -202,6 +202,43 @@ Deno.test({
       );
       // Authenticated: the key is simply unknown.
       assert.equal(signed.status, 404, await signed.text());
+    } finally {
+      await node.kill("SIGKILL");
+    }
+  },
+});
+
+Deno.test({
+  name: "a node bounds the reads anyone can send: 429 JSON with Retry-After, probes always answer",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_HTTP_READS_PER_S: "2",
+    });
+    await createTopics(env);
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      const answers = [];
+      for (let i = 0; i < 8; i++) {
+        const res = await fetch(`${node.url}/actors?limit=5`);
+        answers.push({
+          status: res.status,
+          retry: res.headers.get("retry-after"),
+          body: await res.json(),
+        });
+      }
+      const limited = answers.filter((a) => a.status === 429);
+      assert.ok(limited.length >= 3, JSON.stringify(answers.map((a) => a.status)));
+      assert.equal(limited[0]!.body.error.code, "rate_limited");
+      assert.ok(Number(limited[0]!.retry) >= 1);
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${node.url}/health`);
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+      }
     } finally {
       await node.kill("SIGKILL");
     }
