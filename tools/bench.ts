@@ -26,15 +26,25 @@ import { freshEnv, type TestEnv } from "../tests/support.ts";
 import { sleep } from "../timing/sleep.ts";
 import { parseFlags, stringFlag, UsageError } from "./cli_args.ts";
 import { produceAll, producePaced, TickStream } from "./bench_events.ts";
+import { freeInspectorPort, heapUsedAfterGc } from "./bench_heap.ts";
+import { runHandoff } from "./bench_handoff.ts";
+import {
+  buildPeer,
+  cleanupPeer,
+  ensurePeerTopics,
+  type PeerGuarantee,
+  runPeer,
+} from "./bench_peer.ts";
+import { type BaselineResult, type Figures, type LatencyResult, report } from "./bench_report.ts";
 import {
   type BenchNode,
   committedLag,
+  cpuSecondsOf,
   endOffsets,
   firstError,
   fmtMiB,
   fmtMs,
   fmtRate,
-  GIB,
   histogramQuantile,
   latencyBuckets,
   log,
@@ -45,6 +55,11 @@ import {
   spawnBenchNode,
   waitReady,
 } from "./bench_support.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+const DEFAULT_PEER_DIR = new URL("../../shared/bench-peer", import.meta.url).pathname;
+/** The peer's writable copy (gitignored): the shared folder is read-only. */
+const PEER_BUILD_DIR = `${REPO}.bench-peer`;
 
 const HELP = `deno task bench [options]
 
@@ -63,8 +78,17 @@ Options:
                           (default: half the measured max, 20000 without a throughput
                           run); 0 = pre-produce everything (a backlog, as after downtime)
   --max-live N            DATA_PROC_MAX_LIVE_ACTORS for the memory run (default 20000)
-  --scenario S            all | throughput | latency | memory (default all); latency
-                          includes the throughput run it needs for the max rate
+  --scenario S            all | throughput | latency | memory | handoff (default all);
+                          latency includes the throughput run it needs for the max rate
+  --peer                  also run the Kafka Streams peer (Java, built with Maven from
+                          --peer-dir into .bench-peer/) on the node's topic after the
+                          node's throughput run: same events, same partitions
+  --peer-dir DIR          the peer's sources (default ../shared/bench-peer)
+  --peer-guarantees G,..  at_least_once,exactly_once_v2 (default both)
+  --peer-threads N        the peer's stream threads (default: one per core)
+  --handoff-actors N      instrument actors per partition in the handoff run (default
+                          10000; 2 partitions)
+  --handoff-rate N        events/s produced while the second node joins (default 2000)
   --quick                 100k events, 10 s latency run, memory run with one event per
                           instrument
   --node-flags="F..."     extra deno flags for the node processes (e.g. "--cpu-prof
@@ -86,7 +110,13 @@ export interface BenchOptions {
   /** Events/s for the memory run; null: half the measured max (20k/s without it); 0: backlog. */
   memoryRate: number | null;
   maxLive: number;
-  scenario: "all" | "throughput" | "latency" | "memory";
+  scenario: "all" | "throughput" | "latency" | "memory" | "handoff";
+  peer: boolean;
+  peerDir: string;
+  peerGuarantees: PeerGuarantee[];
+  peerThreads: number;
+  handoffActors: number;
+  handoffRate: number;
   nodeFlags: string[];
   timeoutMs: number;
   keep: boolean;
@@ -120,6 +150,12 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     "memory-rate": { type: "string" },
     "max-live": { type: "string" },
     scenario: { type: "string" },
+    peer: { type: "boolean" },
+    "peer-dir": { type: "string" },
+    "peer-guarantees": { type: "string" },
+    "peer-threads": { type: "string" },
+    "handoff-actors": { type: "string" },
+    "handoff-rate": { type: "string" },
     quick: { type: "boolean" },
     "node-flags": { type: "string" },
     timeout: { type: "string" },
@@ -129,8 +165,16 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
   if (v.help) return "help";
   const quick = v.quick === true;
   const scenario = stringFlag(v, "scenario") ?? "all";
-  if (!["all", "throughput", "latency", "memory"].includes(scenario)) {
-    throw new UsageError(`--scenario must be all, throughput, latency or memory`);
+  if (!["all", "throughput", "latency", "memory", "handoff"].includes(scenario)) {
+    throw new UsageError(`--scenario must be all, throughput, latency, memory or handoff`);
+  }
+  const guarantees = (stringFlag(v, "peer-guarantees") ?? "at_least_once,exactly_once_v2")
+    .split(",").filter((g) => g.length > 0);
+  if (
+    guarantees.length === 0 ||
+    guarantees.some((g) => g !== "at_least_once" && g !== "exactly_once_v2")
+  ) {
+    throw new UsageError("--peer-guarantees must list at_least_once and/or exactly_once_v2");
   }
   const skewText = stringFlag(v, "skew");
   const skew = skewText === undefined ? 1 : Number(skewText);
@@ -153,6 +197,16 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     memoryRate: memoryRate(stringFlag(v, "memory-rate")),
     maxLive: positive("max-live", stringFlag(v, "max-live"), 20_000),
     scenario: scenario as BenchOptions["scenario"],
+    peer: v.peer === true,
+    peerDir: stringFlag(v, "peer-dir") ?? DEFAULT_PEER_DIR,
+    peerGuarantees: guarantees as PeerGuarantee[],
+    peerThreads: positive(
+      "peer-threads",
+      stringFlag(v, "peer-threads"),
+      navigator.hardwareConcurrency,
+    ),
+    handoffActors: positive("handoff-actors", stringFlag(v, "handoff-actors"), 10_000),
+    handoffRate: positive("handoff-rate", stringFlag(v, "handoff-rate"), 2000),
     nodeFlags: (stringFlag(v, "node-flags") ?? "").split(/\s+/).filter((f) => f.length > 0),
     timeoutMs: positive("timeout", stringFlag(v, "timeout"), 300, false) * 1000,
     keep: v.keep === true,
@@ -161,12 +215,6 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
 
 // ---------------------------------------------------------------------------------------
 // Scenarios
-
-interface BaselineResult {
-  events: number;
-  seconds: number;
-  eventsPerSecond: number;
-}
 
 /** A plain kafkajs consumer in a fresh group, the node's consumer settings, JSON.parse only. */
 async function runBaseline(
@@ -221,17 +269,6 @@ async function runBaseline(
   }
   const seconds = (last - first) / 1000;
   return { events: count, seconds, eventsPerSecond: count / seconds };
-}
-
-interface ThroughputResult {
-  events: number;
-  secondsToApplied: number;
-  secondsToCommitted: number;
-  appliedPerSecond: number;
-  committedPerSecond: number;
-  startupSeconds: number;
-  peakRssBytes: number;
-  liveActors: number;
 }
 
 /** Polls until the node has applied `events` more events and its group committed `ends`. */
@@ -300,23 +337,6 @@ async function watchNode(
   );
 }
 
-interface LatencyResult {
-  targetRate: number;
-  achievedRate: number;
-  seconds: number;
-  observations: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  meanMs: number | null;
-  peakRssBytes: number;
-  /** Longest pause between two producer ticks (nominal 20 ms): bursts inflate latency. */
-  maxProducerGapMs: number;
-  /** Flushes during the run and their duration (the flush runs on the consumer's thread). */
-  flushes: number;
-  flushP50Ms: number | null;
-  flushP99Ms: number | null;
-}
-
 /** Steady production at `rate` events/s for `durationS`, in sends every 20 ms. */
 async function runLatency(
   node: BenchNode,
@@ -367,144 +387,6 @@ async function runLatency(
     flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
     flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
   };
-}
-
-interface MemoryResult {
-  /** Events/s produced into the running node; 0: all pre-produced (a backlog). */
-  rate: number;
-  instruments: number;
-  events: number;
-  maxLiveSetting: number;
-  seconds: number;
-  peakRssBytes: number;
-  maxLiveActorsSeen: number;
-  liveActorsAtEnd: number;
-  passivations: number;
-}
-
-// ---------------------------------------------------------------------------------------
-// Report
-
-interface Figures {
-  options: BenchOptions;
-  /** Scenarios that failed, with why (the other figures still stand). */
-  errors: string[];
-  produceRate?: number;
-  baseline?: BaselineResult;
-  throughput?: ThroughputResult;
-  latency?: LatencyResult;
-  memory?: MemoryResult;
-}
-
-function report(f: Figures): void {
-  const rows: [string, string][] = [];
-  if (f.produceRate !== undefined) rows.push(["producer (bench, acks -1)", fmtRate(f.produceRate)]);
-  if (f.baseline) rows.push(["baseline: raw kafkajs consume", fmtRate(f.baseline.eventsPerSecond)]);
-  const t = f.throughput;
-  if (t) {
-    rows.push(["node: events applied", fmtRate(t.appliedPerSecond)]);
-    rows.push(["node: events committed (done)", fmtRate(t.committedPerSecond)]);
-    rows.push(["node: seconds to committed", `${t.secondsToCommitted.toFixed(1)} s`]);
-    rows.push(["node: startup to ready", `${t.startupSeconds.toFixed(1)} s`]);
-    if (f.baseline) {
-      rows.push([
-        "ratio committed / baseline",
-        (t.committedPerSecond / f.baseline.eventsPerSecond).toFixed(2),
-      ]);
-    }
-    rows.push(["node: peak RSS (throughput)", fmtMiB(t.peakRssBytes)]);
-    rows.push(["node: live actors (max seen)", String(t.liveActors)]);
-  }
-  const l = f.latency;
-  if (l) {
-    rows.push([
-      "latency run: rate target/achieved",
-      `${fmtRate(l.targetRate)} / ${fmtRate(l.achievedRate)}`,
-    ]);
-    rows.push(["latency: p50 append->applied", fmtMs(l.p50Ms)]);
-    rows.push(["latency: p99 append->applied", fmtMs(l.p99Ms)]);
-    rows.push(["latency: mean (exact)", fmtMs(l.meanMs)]);
-    rows.push(["latency: longest producer pause", fmtMs(l.maxProducerGapMs)]);
-    rows.push([
-      "latency: flushes, p50/p99 duration",
-      `${l.flushes}, ${fmtMs(l.flushP50Ms)} / ${fmtMs(l.flushP99Ms)}`,
-    ]);
-  }
-  const m = f.memory;
-  if (m) {
-    rows.push([
-      "memory: instruments seen (rate)",
-      `${m.instruments} (${m.rate === 0 ? "backlog" : fmtRate(m.rate)})`,
-    ]);
-    rows.push(["memory: peak RSS", fmtMiB(m.peakRssBytes)]);
-    rows.push([
-      "memory: live actors max/end (cap)",
-      `${m.maxLiveActorsSeen}/${m.liveActorsAtEnd} (${m.maxLiveSetting})`,
-    ]);
-    rows.push(["memory: passivations", String(m.passivations)]);
-  }
-  const width = Math.max(...rows.map(([k]) => k.length));
-  console.log("");
-  console.log(
-    `Bench: ${f.options.events} events over ${f.options.instruments} instruments, skew ${f.options.skew}, ${f.options.partitions} partitions`,
-  );
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
-  if (l) {
-    console.log(
-      "  (percentiles interpolated linearly within processing_latency_ms buckets 1,2,5,10,25,50,100,250,...;\n" +
-        "   difference of scrapes before/after the run; append = producer timestamp at send)",
-    );
-  }
-
-  const targets: { target: string; value: string; met: boolean | null }[] = [];
-  if (t) {
-    targets.push({
-      target: ">= 50k events/s on one node",
-      value: fmtRate(t.committedPerSecond),
-      met: t.committedPerSecond >= 50_000,
-    });
-    if (f.baseline) {
-      const ratio = t.committedPerSecond / f.baseline.eventsPerSecond;
-      targets.push({ target: ">= 0.7 of raw consume", value: ratio.toFixed(2), met: ratio >= 0.7 });
-    }
-  }
-  if (l) {
-    targets.push({
-      target: "p99 < 100 ms at half max",
-      value: fmtMs(l.p99Ms),
-      met: l.p99Ms === null ? null : l.p99Ms < 100,
-    });
-  }
-  if (m) {
-    targets.push({
-      target: "<= 1 GiB RSS, 100k instruments",
-      value: `${fmtMiB(m.peakRssBytes)} @ ${m.instruments}`,
-      met: m.peakRssBytes <= GIB && m.instruments >= 100_000,
-    });
-  }
-  for (const e of f.errors) console.log(`  FAILED ${e}`);
-  if (targets.length > 0) {
-    console.log("\nTargets (issue 4):");
-    const tw = Math.max(...targets.map((x) => x.target.length));
-    for (const x of targets) {
-      const verdict = x.met === null ? "n/a" : x.met ? "MET" : "NOT MET";
-      console.log(`  ${x.target.padEnd(tw)}  ${x.value.padEnd(16)} ${verdict}`);
-    }
-  }
-  console.log(
-    `\nBENCH_JSON ${
-      JSON.stringify({
-        options: f.options,
-        produce_rate: f.produceRate ?? null,
-        baseline: f.baseline ?? null,
-        throughput: f.throughput ?? null,
-        latency: f.latency ?? null,
-        memory: f.memory ?? null,
-        targets,
-        errors: f.errors,
-      })
-    }`,
-  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -564,7 +446,12 @@ async function run(o: BenchOptions): Promise<Figures> {
   const memPrefix = `${prefix}mem.`;
   const group = env.config.DATA_PROC_GROUP_ID;
   const memGroup = `${group}-mem`;
+  const handoffPrefix = `${prefix}ho.`;
+  const handoffGroup = `${group}-ho`;
   const baselineGroup = `${group}-baseline`;
+  const groups = [`${group}.actors`, `${memGroup}.actors`, `${handoffGroup}.actors`, baselineGroup];
+  const peerApplicationIds: string[] = [];
+  const peerTopicsCreated: string[] = [];
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `bench-${env.id}`);
   const admin = kafka.admin();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -576,20 +463,112 @@ async function run(o: BenchOptions): Promise<Figures> {
     void (async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       if (!o.keep) {
-        await cleanupAll(env, kafka, [prefix], [
-          `${group}.actors`,
-          `${memGroup}.actors`,
-          baselineGroup,
-        ]);
+        await cleanupAll(env, kafka, [prefix], groups);
+        await cleanupPeerQuietly();
       }
       Deno.exit(130);
     })();
+  };
+  const cleanupPeerQuietly = async () => {
+    const peerAdmin = kafka.admin();
+    try {
+      await peerAdmin.connect();
+      await cleanupPeer(peerAdmin, peerApplicationIds, peerTopicsCreated);
+    } catch (err) {
+      log(`cleanup: peer: ${(err as Error).message}`);
+    } finally {
+      await peerAdmin.disconnect().catch(() => {});
+    }
   };
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     await admin.connect();
     await producer.connect();
     const topic = topicNames(prefix).normalizedTicks;
+    const runHandoffScenario = async (): Promise<void> => {
+      const partitions = 2;
+      const instruments = partitions * o.handoffActors;
+      log(`handoff: ${instruments} instruments on ${partitions} partitions, second node joins`);
+      const topics = topicNames(handoffPrefix);
+      await ensureTopics(admin, topics, partitions);
+      figures.handoff = await runHandoff({
+        admin,
+        producer,
+        env: {
+          ...env.env,
+          DATA_PROC_TOPIC_PREFIX: handoffPrefix,
+          DATA_PROC_GROUP_ID: handoffGroup,
+          DATA_PROC_REDIS_PREFIX: `${env.config.DATA_PROC_REDIS_PREFIX}ho:`,
+          DATA_PROC_NORMALIZED_PARTITIONS: String(partitions),
+        },
+        nodeFlags: o.nodeFlags,
+        topic: topics.normalizedTicks,
+        groupId: `${handoffGroup}.actors`,
+        partitions,
+        instruments,
+        stream: new TickStream({
+          random: seededRandom(11),
+          instruments,
+          skew: o.skew,
+          sweep: true,
+          partitions,
+          timeOf: () => Date.now(),
+        }),
+        rate: o.handoffRate,
+        timeoutMs: o.timeoutMs,
+        track: (n) => nodes.push(n),
+      });
+      log(`  revoke -> first applied ${fmtMs(figures.handoff.revokeToFirstAppliedMs)}`);
+      await Promise.all(nodes.map((n) => n.stop()));
+    };
+
+    const failed = (scenario: string) => (err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      log(`${scenario} failed: ${message}`);
+      figures.errors.push(`${scenario}: ${message.split("\n")[0]}`);
+    };
+    let peerBuilt = false;
+    if (o.peer && o.scenario !== "memory" && o.scenario !== "handoff") {
+      log(`peer: building ${o.peerDir} in ${PEER_BUILD_DIR} (mvn package)`);
+      await buildPeer(o.peerDir, PEER_BUILD_DIR).then(
+        () => (peerBuilt = true),
+        failed("peer build"),
+      );
+    }
+    // The peer runs on the node's topic while the node, done with it, idles (its CPU is
+    // reported): same events, same partitions, and the latency run after it is unchanged.
+    const runPeers = async (node: BenchNode, topic: string, ends: Map<number, number>) => {
+      peerTopicsCreated.push(...await ensurePeerTopics(admin, o.partitions));
+      const cpuBefore = await cpuSecondsOf(node.pid);
+      figures.peer = [];
+      for (const guarantee of o.peerGuarantees) {
+        log(`peer: Kafka Streams ${guarantee}, ${o.peerThreads} threads, ${o.events} records`);
+        try {
+          const result = await runPeer({
+            admin,
+            bootstrap: env.config.DATA_PROC_KAFKA_BOOTSTRAP,
+            topic,
+            records: o.events,
+            ends,
+            guarantee,
+            dir: PEER_BUILD_DIR,
+            threads: o.peerThreads,
+            timeoutMs: o.timeoutMs,
+            onApplicationId: (id) => peerApplicationIds.push(id),
+          });
+          figures.peer.push(result);
+          log(
+            `  ${fmtRate(result.recordsPerSecond)} committed, peak RSS ${
+              fmtMiB(result.peakRssBytes)
+            }`,
+          );
+        } catch (err) {
+          failed(`peer ${guarantee}`)(err);
+        }
+      }
+      figures.nodeCpuSecondsDuringPeer = (await cpuSecondsOf(node.pid)) - cpuBefore;
+    };
+
     const runThroughputAndLatency = async (): Promise<void> => {
       await ensureTopics(admin, topicNames(prefix), o.partitions);
       const spreadMs = Math.round((o.events / 5000) * 1000); // event time: 5k events/s
@@ -635,6 +614,8 @@ async function run(o: BenchOptions): Promise<Figures> {
       };
       log(`  ${fmtRate(figures.throughput.committedPerSecond)} committed`);
 
+      if (peerBuilt) await runPeers(node, topic, ends);
+
       if (o.scenario === "all" || o.scenario === "latency") {
         const rate = o.rate ?? Math.round(figures.throughput.appliedPerSecond / 2);
         log(`latency: ${rate} events/s for ${o.durationS} s`);
@@ -674,15 +655,19 @@ async function run(o: BenchOptions): Promise<Figures> {
         log(`  pre-producing ${o.memoryEvents} events (backlog)`);
         await produceAll(producer, memTopics.normalizedTicks, stream, o.memoryEvents);
       }
+      const inspectorPort = freeInspectorPort();
       const node = spawnBenchNode({
         ...env.env,
         DATA_PROC_TOPIC_PREFIX: memPrefix,
         DATA_PROC_GROUP_ID: memGroup,
         DATA_PROC_REDIS_PREFIX: `${env.config.DATA_PROC_REDIS_PREFIX}mem:`,
         DATA_PROC_MAX_LIVE_ACTORS: String(o.maxLive),
-      }, o.nodeFlags);
+      }, [...o.nodeFlags, `--inspect=127.0.0.1:${inspectorPort}`]);
       nodes.push(node);
       await waitReady(node, 60_000);
+      // The empty node: what the live actors are measured against.
+      const heapAtReady = await heapUsedAfterGc(inspectorPort);
+      const rssAtReady = (await memoryOf(node.pid)).rss;
       const started = performance.now();
       if (rate > 0) {
         log(`  producing ${o.memoryEvents} events at ${rate}/s into the running node`);
@@ -704,17 +689,24 @@ async function run(o: BenchOptions): Promise<Figures> {
       // One more flush interval so the gauges show the state after passivation.
       await sleep(1500);
       const samples = await scrape(node);
+      const liveActorsAtEnd = metricValue(samples, "data_processing_live_actors", {
+        kind: "instrument",
+      });
+      const heapAtEnd = await heapUsedAfterGc(inspectorPort);
+      const { peak, rss } = await memoryOf(node.pid);
       figures.memory = {
         rate,
         instruments: o.memoryInstruments,
         events: o.memoryEvents,
         maxLiveSetting: o.maxLive,
         seconds: (w.committed - started) / 1000,
-        peakRssBytes: (await memoryOf(node.pid)).peak,
+        peakRssBytes: peak,
         maxLiveActorsSeen: w.maxLive,
-        liveActorsAtEnd: metricValue(samples, "data_processing_live_actors", {
-          kind: "instrument",
-        }),
+        liveActorsAtEnd,
+        heapBytesPerActor: liveActorsAtEnd > 0 ? (heapAtEnd - heapAtReady) / liveActorsAtEnd : null,
+        rssBytesPerActor: liveActorsAtEnd > 0 ? (rss - rssAtReady) / liveActorsAtEnd : null,
+        heapAtReadyBytes: heapAtReady,
+        heapAtEndBytes: heapAtEnd,
         passivations: metricValue(samples, "data_processing_actor_passivations_total", {
           kind: "instrument",
         }),
@@ -723,16 +715,14 @@ async function run(o: BenchOptions): Promise<Figures> {
       await node.stop();
     };
 
-    const failed = (scenario: string) => (err: unknown) => {
-      const message = err instanceof Error ? err.message : String(err);
-      log(`${scenario} failed: ${message}`);
-      figures.errors.push(`${scenario}: ${message.split("\n")[0]}`);
-    };
-    if (o.scenario !== "memory") {
+    if (o.scenario === "all" || o.scenario === "throughput" || o.scenario === "latency") {
       await runThroughputAndLatency().catch(failed("throughput/latency"));
     }
     if (o.scenario === "all" || o.scenario === "memory") {
       await runMemory().catch(failed("memory"));
+    }
+    if (o.scenario === "all" || o.scenario === "handoff") {
+      await runHandoffScenario().catch(failed("handoff"));
     }
     return figures;
   } finally {
@@ -747,11 +737,8 @@ async function run(o: BenchOptions): Promise<Figures> {
         );
       } else {
         log("cleaning up");
-        await cleanupAll(env, kafka, [prefix], [
-          `${group}.actors`,
-          `${memGroup}.actors`,
-          baselineGroup,
-        ]);
+        await cleanupAll(env, kafka, [prefix], groups);
+        await cleanupPeerQuietly();
       }
     }
   }

@@ -175,6 +175,7 @@ export async function produceAll(
 /**
  * Produces `total` events at `rate` per second: every 20 ms it sends what is due, in
  * requests of at most 2000 records (a late tick must not build one oversized request).
+ * Stops early when `signal` aborts.
  */
 export async function producePaced(
   producer: Producer,
@@ -182,12 +183,13 @@ export async function producePaced(
   stream: TickStream,
   total: number,
   rate: number,
-): Promise<{ seconds: number; maxGapMs: number }> {
+  signal?: AbortSignal,
+): Promise<{ seconds: number; maxGapMs: number; sent: number }> {
   const started = performance.now();
   let sent = 0;
   let maxGapMs = 0;
   let lastTick = started;
-  while (sent < total) {
+  while (sent < total && !signal?.aborted) {
     const now = performance.now();
     maxGapMs = Math.max(maxGapMs, now - lastTick);
     lastTick = now;
@@ -197,7 +199,7 @@ export async function producePaced(
       await producer.send({ topic, acks: -1, messages: stream.next(n) });
       sent += n;
     }
-    if (sent < total) await sleep(20);
+    if (sent < total) await sleep(20, signal);
   }
-  return { seconds: (performance.now() - started) / 1000, maxGapMs };
+  return { seconds: (performance.now() - started) / 1000, maxGapMs, sent };
 }

@@ -17,10 +17,16 @@ export interface BenchNode {
   /** The exit code once the process has ended, else null. */
   exitCode(): number | null;
   log(): string;
+  /** Every whole log line that matched `keepLines`, never truncated (with the time seen). */
+  keptLines(): { line: string; seenMs: number }[];
   stop(): Promise<number>;
 }
 
-export function spawnBenchNode(env: Record<string, string>, nodeFlags: string[]): BenchNode {
+export function spawnBenchNode(
+  env: Record<string, string>,
+  nodeFlags: string[],
+  options: { keepLines?: RegExp } = {},
+): BenchNode {
   // The node logs at warn (no "http listening" line): give it a port known to be free.
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
@@ -34,11 +40,20 @@ export function spawnBenchNode(env: Record<string, string>, nodeFlags: string[])
   }).spawn();
   // Keep only the tail of the log, but always drain the pipe (a full pipe blocks the node).
   let text = "";
+  let partial = "";
+  const kept: { line: string; seenMs: number }[] = [];
   const pump = (async () => {
     const decoder = new TextDecoder();
     for await (const chunk of child.stderr) {
-      text += decoder.decode(chunk, { stream: true });
+      const decoded = decoder.decode(chunk, { stream: true });
+      text += decoded;
       if (text.length > 200_000) text = text.slice(-100_000);
+      if (options.keepLines) {
+        const parts = (partial + decoded).split("\n");
+        partial = parts.pop()!;
+        const seenMs = Date.now();
+        for (const line of parts) if (options.keepLines.test(line)) kept.push({ line, seenMs });
+      }
     }
   })();
   const exited = child.status.then(async (s) => {
@@ -54,6 +69,7 @@ export function spawnBenchNode(env: Record<string, string>, nodeFlags: string[])
     exited,
     exitCode: () => exitCode,
     log: () => text,
+    keptLines: () => kept,
     stop: () => {
       stopping ??= (async () => {
         try {
@@ -116,6 +132,17 @@ export async function memoryOf(pid: number): Promise<{ peak: number; rss: number
   const status = new TextDecoder().decode(out.stdout);
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
   return { peak: kb("VmHWM") * 1024, rss: kb("VmRSS") * 1024 };
+}
+
+/** User + system CPU seconds a process used so far (`/proc/<pid>/stat`, 100 ticks/s). */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`], stderr: "null" })
+    .output();
+  if (!out.success) throw new Error(`cannot read /proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces), counted from field 3.
+  const text = new TextDecoder().decode(out.stdout);
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export interface Sample {
