@@ -9,7 +9,8 @@ import type { Config } from "../config/config.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { topicNames } from "../stores/kafka.ts";
 import type { ActorConsumer } from "../supervisors/actor_consumer.ts";
-import type { NodeRecord, NodeRegistry } from "../supervisors/node_registry.ts";
+import type { NodeRecord } from "../messages/node_record.ts";
+import type { NodeRegistry } from "../supervisors/node_registry.ts";
 
 export interface LocationDeps {
   config: Config;

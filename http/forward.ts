@@ -4,7 +4,7 @@
  * again (no loops while ownership moves). An unreachable owner is a 502, never a hang.
  */
 import type { Context } from "hono";
-import type { NodeRecord } from "../supervisors/node_registry.ts";
+import type { NodeRecord } from "../messages/node_record.ts";
 import { HttpError } from "./errors.ts";
 import { peerHeaders } from "./peer_auth.ts";
 

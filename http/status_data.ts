@@ -8,7 +8,8 @@
 import type { HotKey, HotKeys } from "../observability/hot_keys.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorConsumer, PartitionView } from "../supervisors/actor_consumer.ts";
-import type { NodeRecord, NodeRegistry } from "../supervisors/node_registry.ts";
+import type { NodeRecord } from "../messages/node_record.ts";
+import type { NodeRegistry } from "../supervisors/node_registry.ts";
 import type { JobStatus, ReplayJobs, ReplayJobView } from "../supervisors/replay_jobs.ts";
 import type { ReadinessReport } from "./app.ts";
 

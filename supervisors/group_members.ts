@@ -5,7 +5,7 @@
  * of that node id connecting from the address its URL names.
  */
 import type { Admin } from "kafkajs";
-import type { NodeRecord } from "./node_registry.ts";
+import type { NodeRecord } from "../messages/node_record.ts";
 
 /** The Kafka client id of a node (node_supervisor names its client so). */
 export function clientIdOf(nodeId: string): string {

@@ -2,15 +2,10 @@
  * Each node announces itself (id, HTTP address, owned partitions) in Redis under a key with
  * a TTL, so any node can find a key's owner; a crashed node disappears when its TTL runs out.
  */
+import { NodeRecord } from "../messages/node_record.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
 import type { Redis } from "../stores/redis.ts";
 import type { RedisKeys } from "../stores/redis_keys.ts";
-
-export interface NodeRecord {
-  node_id: string;
-  url: string;
-  partitions: { topic: string; partition: number }[];
-  updated_at_ms: number;
-}
 
 export class NodeRegistry {
   readonly #redis: Redis;
@@ -18,6 +13,7 @@ export class NodeRegistry {
   readonly #ttlMs: number;
 
   readonly #confirm: ((records: NodeRecord[]) => Promise<NodeRecord[]>) | undefined;
+  readonly #logger: Logger;
 
   /**
    * `confirm` keeps only the records Kafka vouches for (see group_members.ts): a `node:*`
@@ -26,12 +22,17 @@ export class NodeRegistry {
   constructor(
     redis: Redis,
     keys: RedisKeys,
-    options: { ttlMs?: number; confirm?: (records: NodeRecord[]) => Promise<NodeRecord[]> } = {},
+    options: {
+      ttlMs?: number;
+      confirm?: (records: NodeRecord[]) => Promise<NodeRecord[]>;
+      logger?: Logger;
+    } = {},
   ) {
     this.#redis = redis;
     this.#keys = keys;
     this.#ttlMs = options.ttlMs ?? 10_000;
     this.#confirm = options.confirm;
+    this.#logger = options.logger ?? createLogger("node_registry");
   }
 
   async announce(record: NodeRecord): Promise<void> {
@@ -63,10 +64,30 @@ export class NodeRegistry {
     } while (cursor !== "0");
     if (keys.length === 0) return [];
     const values = await this.#redis.mget(keys);
-    const records = values.filter((v): v is string => v !== null).map((v) =>
-      JSON.parse(v) as NodeRecord
-    );
+    const records = values.flatMap((v, i) => {
+      if (v === null) return []; // expired between SCAN and MGET
+      const record = this.#decode(keys[i]!, v);
+      return record ? [record] : [];
+    });
     return this.#confirm ? await this.#confirm(records) : records;
+  }
+
+  /** A stored entry decoded; undefined (with a warning) when it is not a node record. */
+  #decode(key: string, value: string): NodeRecord | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch (err) {
+      this.#logger.warn("node entry is not JSON; left out", { key, error: String(err) });
+      return undefined;
+    }
+    const decoded = NodeRecord.safeParse(json);
+    if (decoded.success) return decoded.data;
+    this.#logger.warn("node entry does not decode; left out", {
+      key,
+      error: decoded.error.message,
+    });
+    return undefined;
   }
 
   /** The node that owns a topic partition, if any node announces it. */

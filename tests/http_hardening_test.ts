@@ -17,7 +17,7 @@ import {
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
-import type { NodeRecord } from "../supervisors/node_registry.ts";
+import type { NodeRecord } from "../messages/node_record.ts";
 import { createTopics } from "./actor_harness.ts";
 import { spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";

@@ -1,7 +1,8 @@
 /**
  * State read back from Redis is decoded, not cast: a snapshot, partition state or clock
- * checkpoint that does not decode is logged and treated as absent (real Redis), and a key
- * whose snapshot is corrupted starts afresh in its partition instead of crashing it.
+ * checkpoint that does not decode is logged and treated as absent (real Redis), a key
+ * whose snapshot is corrupted starts afresh in its partition instead of crashing it, and a
+ * node entry that does not decode is left out of the registry.
  */
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
@@ -11,6 +12,7 @@ import type { LogFields, Logger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { closeRedis, createRedis, type Redis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
+import { NodeRegistry } from "../supervisors/node_registry.ts";
 import { PartitionSupervisor } from "../supervisors/partition_supervisor.ts";
 import { freshEnv } from "./support.ts";
 
@@ -171,5 +173,28 @@ Deno.test({
       } finally {
         await p.stop();
       }
+    }),
+});
+
+Deno.test({
+  name: "node registry leaves out an entry that does not decode, with a warning",
+  sanitizeOps: false,
+  fn: () =>
+    withStore(async ({ redis, keys, logger }) => {
+      const nodes = new NodeRegistry(redis, keys, { logger });
+      const good = {
+        node_id: "n1",
+        url: "http://127.0.0.1:8081",
+        partitions: [{ topic: TOPIC, partition: 0 }],
+        updated_at_ms: T0,
+      };
+      await nodes.announce(good);
+      await redis.set(keys.node("n2"), JSON.stringify({ node_id: "n2", partitions: "all" }));
+      await redis.set(keys.node("n3"), "nope");
+      assert.deepEqual(await nodes.list(), [good]);
+      assert.deepEqual(logger.warnings.map((w) => w.fields.key).sort(), [
+        keys.node("n2"),
+        keys.node("n3"),
+      ]);
     }),
 });
