@@ -82,10 +82,11 @@ export function startNode(
   redis.on("error", () => {}); // surfaced through /ready; ioredis reconnects by itself
   const sql = createPostgres(config.DATA_PROC_POSTGRES_DSN);
   const clickhouse = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
-  const store = new ActorStore(redis, keys);
+  const store = new ActorStore(redis, keys, { logger: logger.child("actor_store") });
   // Peers are called only at the URL of a node that Kafka shows in one of the groups.
   const nodes = new NodeRegistry(redis, keys, {
     confirm: (records) => members.confirmed(records, nodeId),
+    logger: logger.child("node_registry"),
   });
   const hotKeys = new HotKeys({ capacity: 1000, halfLifeMs: 60_000 });
   const tracing = configureTracing({
