@@ -2,6 +2,8 @@
  * Runs a real node (`main.ts`) as a child process for tests that kill, stop and restart
  * nodes: the same binary and configuration path as `deno task start`.
  */
+import { sleep } from "../timing/sleep.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 export interface NodeProcess {
@@ -87,7 +89,7 @@ export async function waitReady(node: NodeProcess, timeoutMs = 60_000): Promise<
     } catch {
       // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   throw new Error(`node ${node.pid} not ready within ${timeoutMs} ms:\n${node.log().slice(-3000)}`);
 }

@@ -7,6 +7,7 @@ import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka } from "../stores/kafka.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
+import { sleep } from "../timing/sleep.ts";
 
 const BASE_ENV = {
   DATA_PROC_KAFKA_BOOTSTRAP: Deno.env.get("DATA_PROC_KAFKA_BOOTSTRAP") ?? "127.0.0.1:9092",
@@ -132,7 +133,7 @@ export async function pollUntil<T>(
     } catch (err) {
       lastError = err;
     }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
+    await sleep(options.intervalMs ?? 200);
   }
   throw new Error(`Timed out waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
 }

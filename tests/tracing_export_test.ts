@@ -9,6 +9,7 @@ import { createTopics, produceTicks } from "./actor_harness.ts";
 import { generateTicks } from "./expected.ts";
 import { spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil } from "./support.ts";
+import { sleep } from "../timing/sleep.ts";
 
 function collector() {
   const bodies: string[] = [];
@@ -94,7 +95,7 @@ Deno.test({
           ? true
           : undefined;
       });
-      await new Promise((r) => setTimeout(r, 1500)); // one more export interval
+      await sleep(1500); // one more export interval
       const all = otel.bodies.join("");
       ok(!all.includes("actors.batch") && !all.includes("actors.flush"));
     } finally {
