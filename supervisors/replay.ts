@@ -86,6 +86,13 @@ export interface ReplayDeps {
   onProgress?: (progress: ReplayProgress) => void;
   /** Aborts the replay (cancel): the hold ends with the live actors kept. */
   signal?: AbortSignal;
+  /**
+   * The partitions an earlier attempt of this share held: a retry must hold them all again
+   * (a partition that moved away meanwhile is its new owner's to replay).
+   */
+  partitions?: readonly number[];
+  /** Told which partitions this attempt holds. */
+  onHeld?: (partitions: number[]) => void;
 }
 
 /** Reading stops with an error when no record arrived for this long. */
@@ -119,6 +126,17 @@ export function overlaps(a: ReplaySpec, b: ReplaySpec): boolean {
 // deno-lint-ignore no-explicit-any
 type AnyPartition = PartitionSupervisor<any>;
 
+/** Partitions restarted or moved before the rebuilt state was stored: nothing was replaced. */
+export class PartitionsMovedError extends Error {
+  constructor(readonly kind: ActorKind, readonly partitions: number[]) {
+    super(
+      `${kind} partitions ${partitions.join(", ")} moved or restarted before the rebuilt state ` +
+        "was stored; their stored results are unchanged",
+    );
+    this.name = "PartitionsMovedError";
+  }
+}
+
 /** One partition's rebuilt keys, with their versions' base and their writes so far. */
 interface PartitionRebuild {
   actors: Map<string, KeyActor<unknown>>;
@@ -130,6 +148,9 @@ interface PartitionRebuild {
 export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<ReplayResult> {
   const match = keyMatcher(spec);
   const parts = deps.consumer.partitions.filter((p) => p.kind === spec.kind && p.alive);
+  const missing = (deps.partitions ?? []).filter((n) => !parts.some((p) => p.partition === n));
+  if (missing.length > 0) throw new PartitionsMovedError(spec.kind, missing);
+  deps.onHeld?.(parts.map((p) => p.partition));
   const held: AnyPartition[] = [];
   const ends: number[] = [];
   const releaseAll = (rebuilt?: Map<AnyPartition, PartitionRebuild>) =>
@@ -175,12 +196,7 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
   }
   await deps.consumer.flush();
   const moved = parts.filter((p) => !p.alive).map((p) => p.partition);
-  if (moved.length > 0) {
-    throw new Error(
-      `partitions ${moved.join(", ")} moved or restarted before the rebuilt state was stored; ` +
-        "their stored results are unchanged: run the replay again",
-    );
-  }
+  if (moved.length > 0) throw new PartitionsMovedError(spec.kind, moved);
   // The new state is durable: what it did not write again is stale.
   await deleteOlder(projectionStore(deps), spec.kind, bases, replacedFrom(spec, deps.config));
   return result;

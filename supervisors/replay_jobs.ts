@@ -15,6 +15,7 @@ import type { RedisKeys } from "../stores/redis_keys.ts";
 import { HoldConflictError } from "./partition_supervisor.ts";
 import {
   overlaps,
+  PartitionsMovedError,
   type ReplayDeps,
   type ReplayDifference,
   replayOnNode,
@@ -354,6 +355,8 @@ export class ReplayRunner {
     const attempts = this.#d.attempts ?? 5;
     const logger = this.#d.logger.child("job", { job_id: jobId });
     let lastError = "";
+    /** The partitions the first attempt held: later attempts must hold them all again. */
+    let held: number[] | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const cancel = new AbortController();
       const started = Date.now();
@@ -366,6 +369,8 @@ export class ReplayRunner {
           ...deps,
           logger,
           signal: cancel.signal,
+          ...(held ? { partitions: held } : {}),
+          onHeld: (partitions) => (held ??= partitions),
           onProgress: (p) => {
             void this.#report(jobId, {
               status: "running",
@@ -407,6 +412,12 @@ export class ReplayRunner {
         }
         lastError = (err as Error).message ?? String(err);
         logger.error("replay share failed", { attempt, attempts, err });
+        if (err instanceof PartitionsMovedError) {
+          // Restarted partitions come back here within the backoff; one that moved to another
+          // node is beyond this share, and the job's retry runs on the current owners.
+          lastError +=
+            `; if they moved to another node, retry the job (POST /replay/${jobId}/retry)`;
+        }
         // A conflict will not clear by retrying within this job.
         if (err instanceof HoldConflictError || attempt === attempts) break;
         await this.#report(jobId, { status: "running", attempt, error: lastError });
