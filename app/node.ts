@@ -183,7 +183,6 @@ export function startNode(
         jobs,
         adminGuard: admin_,
         caller: (c) => auditActor(adminIdentity(c)),
-        runLocal: (jobId, spec) => replays.start(jobId, spec),
       }),
       operatorRoutes({
         config,

@@ -30,8 +30,6 @@ export interface ReplayRouteDeps {
   adminGuard: (action: string) => MiddlewareHandler;
   /** Who is asking, for the audit log. */
   caller: (c: Context) => string;
-  /** Runs this node's share of a job (in the background); other nodes take theirs. */
-  runLocal: (jobId: string, spec: ReplaySpec) => void;
 }
 
 const KEY = z.string().min(1).max(200);
@@ -129,7 +127,7 @@ export function replayRoutes(deps: ReplayRouteDeps) {
           "range; wait for it, or cancel it with POST /replay/{id}/cancel",
       );
     }
-    if (owners.some((n) => n.node_id === deps.nodeId)) deps.runLocal(id, spec);
+    // Every owner, this node included, takes its share from its inbox (ReplayRunner).
     metrics.replayJobs.labels("started").inc();
     await recordAudit(deps.sql, {
       actor: who,

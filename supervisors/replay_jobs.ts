@@ -293,7 +293,7 @@ export class ReplayRunner {
     })();
   }
 
-  /** Queues this node's share of a job. */
+  /** Queues this node's share of a job (taken from its inbox, so each share runs once). */
   start(jobId: string, spec: ReplaySpec): void {
     const run = this.#queue.then(() => this.#run(jobId, spec));
     this.#queue = run;

@@ -354,3 +354,65 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a cancelled replay keeps the live state and applies the events it held",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await freshEnv({
+      DATA_PROC_NORMALIZER_ENABLED: "false",
+      DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "1000", // slow enough to cancel in the middle
+    });
+    await createTopics(env);
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      await announced(node);
+      await produceTicks(env, input.slice(0, 12_000));
+      await waitExact(
+        env,
+        expectedInstruments(input.slice(0, 12_000), {
+          ...options,
+          watermarksAt: watermarksAt(0, 12_000),
+        }),
+        node,
+      );
+      const accepted = await requestReplay(node, env, { kind: "instrument", prefix: "INST-00" });
+      assert.equal(accepted.status, 202);
+      await pollUntil("replay reading", async () => {
+        const view = await job(node, env, accepted.body.job_id);
+        return view.progress.percent > 1 ? true : undefined;
+      }, { intervalMs: 50 });
+      // Live events for the held keys arrive while the replay holds them.
+      await produceTicks(env, input.slice(12_000, 16_000));
+      const cancel = await fetch(`${node.url}/replay/${accepted.body.job_id}/cancel`, {
+        method: "POST",
+        headers: admin(env),
+      });
+      assert.equal(cancel.status, 202);
+      await cancel.body?.cancel();
+      const cancelled = await waitJob(node, env, accepted.body.job_id, "cancelled");
+      assert.ok(cancelled.progress.percent < 100, JSON.stringify(cancelled.progress));
+      await waitExact(
+        env,
+        expectedInstruments(input.slice(0, 16_000), {
+          ...options,
+          watermarksAt: watermarksAt(0, 12_000, 16_000),
+        }),
+        node,
+      );
+      // A new job over the same range is accepted once the cancelled one ended.
+      const again = await requestReplay(node, env, { kind: "instrument", prefix: "INST-00" });
+      assert.equal(again.status, 202, JSON.stringify(again.body));
+      const stop = await fetch(`${node.url}/replay/${again.body.job_id}/cancel`, {
+        method: "POST",
+        headers: admin(env),
+      });
+      await stop.body?.cancel();
+      await waitJob(node, env, again.body.job_id, "cancelled");
+    } finally {
+      await node.kill("SIGKILL");
+    }
+  },
+});

@@ -318,10 +318,12 @@ Deno.test({
       clickhouse.kill("SIGKILL");
       await clickhouse.status;
       await produceTicks(env, input.slice(12_000));
-      await pollUntil("/ready names the failing flush", async () => {
-        const ready = await readyParts(node);
-        return ready.failing.includes("flush") ? true : undefined;
-      }, { timeoutMs: 60_000 });
+      // ClickHouse stays down until the replay's attempt has failed on it.
+      await pollUntil("the replay's first attempt failed", async () => {
+        const view = await job();
+        if (view.status === "done") throw new Error("the replay ended before the outage hit it");
+        return view.nodes[0]?.error ? true : undefined;
+      }, { timeoutMs: 120_000 });
       clickhouse = await startClickHouse(ports, dir);
 
       const done = await pollUntil("replay done after the outage", async () => {
