@@ -50,3 +50,23 @@ Deno.test("operator_http.md's TOKEN, from a fresh shell, is the token make start
     assert.match(call, /Authorization: Bearer \$TOKEN/, `no token in: ${line}`);
   }
 });
+
+Deno.test("the README's PATH line, from a fresh shell in the checkout, finds the Deno make installed", async () => {
+  const readme = await Deno.readTextFile(`${REPO}README.md`);
+  const pathLine = /`(export PATH=\$PWD\/\.tools\/[^`]+)`/.exec(readme)?.[1];
+  assert.ok(pathLine, "README.md does not say how to reach the Deno in .tools/");
+  const installed = `${REPO}.tools/node_modules/.bin/deno`;
+  // Only when make installed Deno here (no `deno` on the machine's PATH); else nothing to find.
+  if (!(await Deno.stat(installed).then(() => true, () => false))) return;
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `${pathLine}\ndeno --version`],
+    cwd: REPO,
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(text, /^deno \d/);
+});
