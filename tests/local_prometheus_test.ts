@@ -70,6 +70,24 @@ Deno.test("the local Prometheus scrapes the node's /metrics and loads the alert 
     const rules = await api("/api/v1/rules");
     const files = rules.groups.map((g: { file: string }) => g.file);
     assert.ok(files.includes(`${REPO}deploy/monitoring/alerts.yml`), `rules: ${files}`);
+
+    // The README's throughput graph link: on the Makefile's port, a page this Prometheus
+    // serves, and an expression it evaluates.
+    const readme = await Deno.readTextFile(`${REPO}README.md`);
+    const link = /\[throughput graph\]\((http:\/\/127\.0\.0\.1:(\d+)(\/graph\?\S+))\)/
+      .exec(readme);
+    assert.ok(link, "no throughput graph link in README.md");
+    const makefile = await Deno.readTextFile(`${REPO}Makefile`);
+    assert.equal(link[2], /^PROMETHEUS_PORT \?= (\d+)$/m.exec(makefile)?.[1]);
+    const page = await fetch(`http://127.0.0.1:${port}${link[3]}`);
+    await page.body?.cancel();
+    assert.equal(page.status, 200, `GET ${link[3]}`);
+    const expr = new URL(link[1]!).searchParams.get("g0.expr")!;
+    assert.match(expr, /data_processing_events_total/);
+    const res = await fetch(
+      `http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(expr)}`,
+    );
+    assert.equal((await res.json()).status, "success", expr);
   } finally {
     const stopped = await run("bash", ["deploy/local/prometheus.sh", "stop"], env);
     await node.shutdown();
