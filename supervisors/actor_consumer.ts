@@ -2,10 +2,13 @@
  * The consumer supervisor of the actor stage: joins the consumer group on the normalized
  * topics, runs one PartitionSupervisor per owned partition, and flushes them on a schedule.
  *
- * Effectively once: a flush writes Kafka outputs and ClickHouse rows (idempotent by
- * deterministic ids and versions), then projections and snapshots in one fenced Redis call,
- * and only then commits the partition's offset. A partition's epoch (INCR on assignment)
- * fences out every earlier owner: a fenced flush writes nothing to Redis and commits nothing.
+ * Effectively once: a flush (supervisors/flush_path.ts) writes Kafka outputs and ClickHouse
+ * rows (idempotent by deterministic ids and versions), then projections and snapshots in one
+ * fenced Redis call, and only then commits the partition's offset. A partition's epoch (INCR
+ * on assignment) fences out every earlier owner: a fenced flush writes nothing to Redis and
+ * commits nothing. This class schedules flushes and handles what they report: a fenced
+ * partition is dropped (and claimed again while Kafka still assigns it here), a failed flush
+ * pauses consumption and rebuilds its partitions from their stored state.
  */
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import { Partitioners } from "kafkajs";
@@ -15,11 +18,12 @@ import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 import type { PersistedPartition } from "../messages/partition_state.ts";
 import { isNormalizedTick, NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
-import { countSinkFailure, metrics } from "../observability/metrics.ts";
+import { metrics } from "../observability/metrics.ts";
 import { withSpan } from "../observability/tracing.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
-import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
-import { sendChunked, topicNames } from "../stores/kafka.ts";
+import type { ClickHouseClient } from "../stores/clickhouse.ts";
+import { topicNames } from "../stores/kafka.ts";
+import { type FlushSinks, runFlush } from "./flush_path.ts";
 import {
   PartitionEscalation,
   type PartitionFlushPlan,
@@ -99,6 +103,7 @@ export class ActorConsumer {
   #lastSnapshotMs = 0;
   #instruments: KindAdapter<NormalizedTick>;
   #curves: KindAdapter<NormalizedCurvePoint>;
+  readonly #sinks: FlushSinks;
 
   constructor(deps: ActorConsumerDeps) {
     this.#d = deps;
@@ -123,6 +128,14 @@ export class ActorConsumer {
       idempotent: false,
       maxInFlightRequests: 5,
     });
+    this.#sinks = {
+      producer: this.#producer,
+      clickhouse: deps.clickhouse,
+      store: deps.store,
+      topics: this.#topics,
+      goldDb: deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB,
+      commit: (offsets) => this.#consumer.commitOffsets(offsets),
+    };
   }
 
   get ready(): boolean {
@@ -516,49 +529,12 @@ export class ActorConsumer {
     );
     if (work.length === 0) return;
     try {
-      // A cheap fence check first: a partition that has moved writes nothing at all.
-      const epochs = await countSinkFailure("redis", this.#d.store.epochs(work.map(({ p }) => p)));
-      const owned = work.filter(({ p }, i) => epochs[i] === p.epoch);
-      for (const [i, { p }] of work.entries()) {
-        if (!owned.includes(work[i]!)) await this.#lost(p, epochs[i] ?? null);
-      }
-      await this.#writeSinks(owned.map((w) => w.plan));
-      const sunk = performance.now();
-      const committed: { topic: string; partition: number; offset: string }[] = [];
-      for (const { p, plan } of owned) {
-        const ok = await countSinkFailure(
-          "redis",
-          this.#d.store.fencedFlush(p.topic, p.partition, p.epoch, {
-            projections: plan.outputs.projections.map((x) => ({
-              ...x,
-              key: this.#d.store.keys.prefixed(x.key),
-            })),
-            snapshots: plan.snapshots,
-          }),
-        );
-        if (!ok) {
-          await this.#lost(p, (await this.#d.store.epochs([p]))[0] ?? null);
-          continue;
-        }
-        if (plan.commitOffset !== null) {
-          committed.push({
-            topic: p.topic,
-            partition: p.partition,
-            offset: String(plan.commitOffset),
-          });
-        }
-      }
-      const stillOwned = committed.filter((c) =>
-        this.#partitions.get(`${c.topic}:${c.partition}`)?.alive
-      );
-      if (stillOwned.length > 0) await this.#consumer.commitOffsets(stillOwned);
-      for (const { p, plan } of owned) {
-        p.flushed(plan);
-        if (plan.clockCheckpoint) {
-          await this.#d.store.addClockCheckpoint(p.topic, p.partition, plan.clockCheckpoint);
-        }
-      }
-      metrics.flushedActors.inc(owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
+      // Fence check, sinks, fenced Redis call, commit: supervisors/flush_path.ts.
+      const { stored, fenced, timings } = await runFlush(this.#sinks, work);
+      for (const { p, storedEpoch } of fenced) await this.#lost(p, storedEpoch);
+      for (const { p, plan } of stored) p.flushed(plan);
+      const sunk = timings.sunkMs;
+      metrics.flushedActors.inc(stored.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
       for (const p of live) {
         await p.passivate({
           idleMs: this.#d.config.DATA_PROC_ACTOR_IDLE_PASSIVATE_MS,
@@ -574,8 +550,8 @@ export class ActorConsumer {
           plan_ms: Math.round(planned - started),
           kafka_clickhouse_ms: Math.round(sunk - planned),
           redis_commit_passivate_ms: Math.round(performance.now() - sunk),
-          actors: owned.reduce((n, w) => n + w.plan.flushedKeys.length, 0),
-          snapshot_bytes: owned.reduce(
+          actors: stored.reduce((n, w) => n + w.plan.flushedKeys.length, 0),
+          snapshot_bytes: stored.reduce(
             (n, w) => n + w.plan.snapshots.reduce((m, x) => m + x.value.length, 0),
             0,
           ),
@@ -594,42 +570,6 @@ export class ActorConsumer {
     } finally {
       metrics.flushDuration.observe(performance.now() - started);
     }
-  }
-
-  async #writeSinks(plans: PartitionFlushPlan[]): Promise<void> {
-    const cfg = this.#d.config;
-    const topicOf = {
-      bars: this.#topics.bars,
-      latestPrice: this.#topics.latestPrice,
-      curveSnapshot: this.#topics.curveSnapshot,
-    };
-    const byTopic = new Map<string, { key: string; value: string }[]>();
-    const push = (topic: string, m: { key: string; value: string }) => {
-      const list = byTopic.get(topic);
-      if (list) list.push(m);
-      else byTopic.set(topic, [m]);
-    };
-    const barRows: Record<string, unknown>[] = [];
-    const curveRows: Record<string, unknown>[] = [];
-    for (const plan of plans) {
-      for (const m of plan.outputs.messages) push(topicOf[m.topic], m);
-      for (const d of plan.dlq) {
-        push(this.#topics.dlq, { key: d.source_topic, value: JSON.stringify(d) });
-      }
-      for (const r of plan.outputs.barRows) barRows.push(r);
-      for (const r of plan.outputs.curveRows) curveRows.push(r);
-    }
-    await Promise.all([
-      countSinkFailure("kafka", sendChunked(this.#producer, byTopic)),
-      countSinkFailure(
-        "clickhouse",
-        insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.bars`, barRows),
-      ),
-      countSinkFailure(
-        "clickhouse",
-        insertRows(this.#d.clickhouse, `${cfg.DATA_PROC_CLICKHOUSE_GOLD_DB}.curves`, curveRows),
-      ),
-    ]);
   }
 
   /**
