@@ -232,7 +232,11 @@ async function withRedis(fn: (h: ClockHarness) => Promise<void>): Promise<void> 
       async flush(p) {
         const plan = await p.plan({ snapshot: true });
         const ok = await store.fencedFlush(p.topic, p.partition, p.epoch, {
-          projections: plan.outputs.projections,
+          // Prefixed as the flush path does, so the test's cleanup removes them.
+          projections: plan.outputs.projections.map((x) => ({
+            ...x,
+            key: store.keys.prefixed(x.key),
+          })),
           snapshots: plan.snapshots,
         });
         assert.ok(ok, "fenced out");

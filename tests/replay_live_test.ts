@@ -67,6 +67,29 @@ const input = generateTicks({
 });
 const options = { windows: WINDOWS, allowedLatenessMs: 5000 };
 
+/** The oracle's result for `input` up to the last bound, produced in calls starting at each. */
+function expectedUpTo(...bounds: number[]) {
+  return expectedInstruments(input.slice(0, bounds.at(-1)), {
+    ...options,
+    watermarksAt: watermarksAt(0, ...bounds),
+  });
+}
+
+/** A fresh environment (actor stage only) with its topics, and a node ready on it. */
+async function liveNode(overrides: Record<string, string> = {}) {
+  const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false", ...overrides });
+  await createTopics(env);
+  const node = await spawnNode(env.env);
+  try {
+    await waitReady(node);
+    await announced(node);
+  } catch (err) {
+    await node.kill("SIGKILL");
+    throw err;
+  }
+  return { env, node };
+}
+
 Deno.test({
   name:
     "replay under live traffic: killed with SIGKILL mid-replay, exact after restart; an overlapping replay gets 409",
@@ -75,8 +98,9 @@ Deno.test({
   fn: async () => {
     const env = await freshEnv({
       DATA_PROC_NORMALIZER_ENABLED: "false",
-      // A throttled replay read lasts long enough to kill the node inside it, and snapshots (with offset commits) as often as flushes, so commits could pass the
-      // held events if anything let them.
+      // A throttled replay read lasts long enough to kill the node inside it, and snapshots
+      // (with offset commits) as often as flushes, so commits could pass the held events if
+      // anything let them.
       DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "2000",
       DATA_PROC_SNAPSHOT_INTERVAL_MS: "0",
     });
@@ -89,10 +113,7 @@ Deno.test({
       await produceTicks(env, input.slice(0, 16_000));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 16_000), {
-          ...options,
-          watermarksAt: watermarksAt(0, 16_000),
-        }),
+        expectedUpTo(16_000),
         node,
       );
 
@@ -120,10 +141,7 @@ Deno.test({
       await produceTicks(env, input.slice(16_000, 20_000));
       // The live events reached keys outside the replay (so flushes ran past them) while
       // the replay still holds its keys' events back.
-      const expectedLive = expectedInstruments(input.slice(0, 20_000), {
-        ...options,
-        watermarksAt: watermarksAt(0, 16_000, 20_000),
-      });
+      const expectedLive = expectedUpTo(16_000, 20_000);
       await pollUntil("live events flushed for a key outside the replay", async () => {
         const latest = JSON.parse(
           (await redis.get(`${env.config.DATA_PROC_REDIS_PREFIX}projection:latest:INST-0020`)) ??
@@ -160,10 +178,7 @@ Deno.test({
       await more;
       await waitExact(
         env,
-        expectedInstruments(input, {
-          ...options,
-          watermarksAt: watermarksAt(0, 16_000, 20_000, input.length),
-        }),
+        expectedUpTo(16_000, 20_000, input.length),
         node,
       );
       const list = await (await fetch(`${node.url}/replay`, { headers: admin(env) })).json();
@@ -184,21 +199,16 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
-    await createTopics(env);
-    const node = await spawnNode(env.env);
+    const { env, node } = await liveNode();
     const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
     const ch = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
     const gold = env.config.DATA_PROC_CLICKHOUSE_GOLD_DB;
     const prefix = env.config.DATA_PROC_REDIS_PREFIX;
     try {
-      await waitReady(node);
-      await announced(node);
-      const first = input.slice(0, 16_000);
-      await produceTicks(env, first);
+      await produceTicks(env, input.slice(0, 16_000));
       await waitExact(
         env,
-        expectedInstruments(first, { ...options, watermarksAt: watermarksAt(0, 16_000) }),
+        expectedUpTo(16_000),
         node,
       );
       const key = "INST-0003";
@@ -235,10 +245,7 @@ Deno.test({
       await live;
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 20_000), {
-          ...options,
-          watermarksAt: watermarksAt(0, 16_000, 20_000),
-        }),
+        expectedUpTo(16_000, 20_000),
         node,
       );
       const after = await rows();
@@ -294,12 +301,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
+    const { env, node } = await liveNode({
       DATA_PROC_BAR_WINDOWS: "1m",
       DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "40000",
     });
-    await createTopics(env);
     // 1000 minutes of history for 100 instruments: about 1000 one-minute bars each.
     const history = generateTicks({
       seed: 41,
@@ -312,10 +317,7 @@ Deno.test({
       maxDelayMs: 3000,
     });
     const windows = [{ name: "1m", ms: 60_000 }];
-    const node = await spawnNode(env.env);
     try {
-      await waitReady(node);
-      await announced(node);
       await produceTicks(env, history);
       await waitExact(
         env,
@@ -360,22 +362,14 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await freshEnv({
-      DATA_PROC_NORMALIZER_ENABLED: "false",
+    const { env, node } = await liveNode({
       DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "1000", // slow enough to cancel in the middle
     });
-    await createTopics(env);
-    const node = await spawnNode(env.env);
     try {
-      await waitReady(node);
-      await announced(node);
       await produceTicks(env, input.slice(0, 12_000));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 12_000), {
-          ...options,
-          watermarksAt: watermarksAt(0, 12_000),
-        }),
+        expectedUpTo(12_000),
         node,
       );
       const accepted = await requestReplay(node, env, { kind: "instrument", prefix: "INST-00" });
@@ -396,10 +390,7 @@ Deno.test({
       assert.ok(cancelled.progress.percent < 100, JSON.stringify(cancelled.progress));
       await waitExact(
         env,
-        expectedInstruments(input.slice(0, 16_000), {
-          ...options,
-          watermarksAt: watermarksAt(0, 12_000, 16_000),
-        }),
+        expectedUpTo(12_000, 16_000),
         node,
       );
       // A new job over the same range is accepted once the cancelled one ended.

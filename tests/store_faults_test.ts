@@ -99,6 +99,36 @@ async function startClickHouse(
   return child;
 }
 
+/**
+ * A ClickHouse of the test's own that the test stops and starts; `cleanup` drops the test's
+ * databases (starting it again if the test left it down) and removes it.
+ */
+async function ownClickHouse() {
+  const ports = sparePorts(3);
+  const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
+  let child = await startClickHouse(ports, dir);
+  let down = false;
+  return {
+    url: `http://127.0.0.1:${ports[0]}`,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+      down = true;
+    },
+    async start() {
+      child = await startClickHouse(ports, dir);
+      down = false;
+    },
+    async cleanup(env: TestEnv) {
+      if (down) await this.start();
+      await env.cleanup();
+      child.kill("SIGKILL");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
 const KAFKA_SCRIPT = new URL("../deploy/local/kafka.sh", import.meta.url).pathname;
 
 /** A Kafka broker of the test's own (deploy/local/kafka.sh in the foreground), on spare ports. */
@@ -272,12 +302,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const ports = sparePorts(3);
-    const http = ports[0]!;
-    const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
-    let clickhouse = await startClickHouse(ports, dir);
+    const clickhouse = await ownClickHouse();
     const env = await faultEnv({
-      DATA_PROC_CLICKHOUSE_URL: `http://127.0.0.1:${http}`,
+      DATA_PROC_CLICKHOUSE_URL: clickhouse.url,
       DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "2000", // a read long enough to stop ClickHouse inside it
     });
     const admin = { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
@@ -315,8 +342,7 @@ Deno.test({
         }
         return view.progress.percent > 5 ? true : undefined;
       }, { intervalMs: 50 });
-      clickhouse.kill("SIGKILL");
-      await clickhouse.status;
+      await clickhouse.stop();
       await produceTicks(env, input.slice(12_000));
       // ClickHouse stays down until the replay's attempt has failed on it.
       await pollUntil("the replay's first attempt failed", async () => {
@@ -324,7 +350,7 @@ Deno.test({
         if (view.status === "done") throw new Error("the replay ended before the outage hit it");
         return view.nodes[0]?.error ? true : undefined;
       }, { timeoutMs: 120_000 });
-      clickhouse = await startClickHouse(ports, dir);
+      await clickhouse.start();
 
       const done = await pollUntil("replay done after the outage", async () => {
         const view = await job();
@@ -340,14 +366,7 @@ Deno.test({
     } finally {
       await node.kill("SIGKILL");
       await closeRedis(redis);
-      let down = false;
-      void clickhouse.status.then(() => (down = true));
-      await Promise.resolve();
-      if (down) clickhouse = await startClickHouse(ports, dir); // for the cleanup
-      await env.cleanup();
-      clickhouse.kill("SIGKILL");
-      await clickhouse.status;
-      await Deno.remove(dir, { recursive: true });
+      await clickhouse.cleanup(env);
     }
   },
 });
@@ -358,13 +377,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const ports = sparePorts(3);
-    const http = ports[0]!;
-    const dir = await Deno.makeTempDir({ prefix: "dp-clickhouse-" });
-    let clickhouse = await startClickHouse(ports, dir);
-    const env = await faultEnv({
-      DATA_PROC_CLICKHOUSE_URL: `http://127.0.0.1:${http}`,
-    });
+    const clickhouse = await ownClickHouse();
+    const env = await faultEnv({ DATA_PROC_CLICKHOUSE_URL: clickhouse.url });
     const input = faultTicks(32, 200, 30_000);
     const expected = expectedAfter(input, 0, 15_000, 30_000);
     const node = await spawnNode(env.env);
@@ -379,8 +393,7 @@ Deno.test({
         node,
       );
 
-      clickhouse.kill("SIGKILL");
-      await clickhouse.status;
+      await clickhouse.stop();
       await produceTicks(env, input.slice(15_000));
       // The outage lasts until a flush has failed on it (and /ready says both).
       await pollUntil("/ready names clickhouse and the failing flush", async () => {
@@ -390,7 +403,7 @@ Deno.test({
           ? true
           : undefined;
       }, { timeoutMs: 60_000 });
-      clickhouse = await startClickHouse(ports, dir);
+      await clickhouse.start();
 
       await waitExact(env, expected, node);
       assert.equal(await conflictingVersions(env), 0);
@@ -400,14 +413,7 @@ Deno.test({
       assert.equal(exited, false, "the node must stay up");
     } finally {
       await node.kill("SIGKILL");
-      let down = false;
-      void clickhouse.status.then(() => (down = true));
-      await Promise.resolve();
-      if (down) clickhouse = await startClickHouse(ports, dir); // for the cleanup
-      await env.cleanup();
-      clickhouse.kill("SIGKILL");
-      await clickhouse.status;
-      await Deno.remove(dir, { recursive: true });
+      await clickhouse.cleanup(env);
     }
   },
 });
