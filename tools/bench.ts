@@ -17,7 +17,7 @@
  * Prints a table, the issue's targets and whether each is met, and one `BENCH_JSON {...}`
  * line for machines. Everything it created is removed unless --keep.
  */
-import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { type Kafka, Partitioners } from "kafkajs";
 import { isControlRecord } from "../messages/watermark.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { createRedis } from "../stores/redis.ts";
@@ -35,25 +35,22 @@ import {
   type PeerGuarantee,
   runPeer,
 } from "./bench_peer.ts";
-import { type BaselineResult, type Figures, type LatencyResult, report } from "./bench_report.ts";
+import { type BaselineResult, type Figures, report } from "./bench_report.ts";
 import {
   type BenchNode,
-  committedLag,
   cpuSecondsOf,
   endOffsets,
-  firstError,
   fmtMiB,
   fmtMs,
   fmtRate,
-  histogramQuantile,
-  latencyBuckets,
   log,
   memoryOf,
   metricValue,
-  type Sample,
+  runLatency,
   scrape,
   spawnBenchNode,
   waitReady,
+  watchNode,
 } from "./bench_support.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -269,124 +266,6 @@ async function runBaseline(
   }
   const seconds = (last - first) / 1000;
   return { events: count, seconds, eventsPerSecond: count / seconds };
-}
-
-/** Polls until the node has applied `events` more events and its group committed `ends`. */
-async function watchNode(
-  node: BenchNode,
-  admin: Admin,
-  groupId: string,
-  topic: string,
-  ends: Map<number, number>,
-  options: { appliedBase: number; events: number; timeoutMs: number },
-) {
-  const started = performance.now();
-  let firstApplied = 0;
-  let allApplied = 0;
-  let maxLive = 0;
-  let lastApplied = 0;
-  let lastReport = started;
-  let peakRss = 0;
-  let polls = 0;
-  while (performance.now() - started < options.timeoutMs) {
-    if (node.exitCode() !== null) {
-      throw new Error(
-        `node exited with ${node.exitCode()} after applying ${lastApplied}/${options.events}` +
-          ` (last VmHWM seen ${fmtMiB(peakRss)}); its first error:\n${firstError(node.log())}`,
-      );
-    }
-    if (polls++ % 5 === 0) {
-      peakRss = await memoryOf(node.pid).then((m) => m.peak, () => peakRss);
-    }
-    let samples: Sample[];
-    let lag: number;
-    try {
-      [samples, lag] = await Promise.all([
-        scrape(node),
-        committedLag(admin, groupId, topic, ends),
-      ]);
-    } catch {
-      await sleep(200); // the node is busy or exiting: the exit check above decides
-      continue;
-    }
-    const now = performance.now();
-    const applied = metricValue(samples, "data_processing_events_total", {
-      stage: "aggregate",
-      outcome: "applied",
-    }) - options.appliedBase;
-    maxLive = Math.max(
-      maxLive,
-      metricValue(samples, "data_processing_live_actors", { kind: "instrument" }),
-    );
-    if (applied > 0 && firstApplied === 0) firstApplied = now;
-    if (applied >= options.events && allApplied === 0) allApplied = now;
-    lastApplied = applied;
-    if (lag === 0) {
-      return { firstApplied, allApplied: allApplied || now, committed: now, maxLive, applied };
-    }
-    if (now - lastReport > 5000) {
-      log(`  applied ${applied}/${options.events}, uncommitted ${lag}`);
-      lastReport = now;
-    }
-    await sleep(100);
-  }
-  throw new Error(
-    `node applied ${lastApplied}/${options.events} and did not commit everything within ${
-      options.timeoutMs / 1000
-    } s:\n${node.log().slice(-3000)}`,
-  );
-}
-
-/** Steady production at `rate` events/s for `durationS`, in sends every 20 ms. */
-async function runLatency(
-  node: BenchNode,
-  admin: Admin,
-  producer: Producer,
-  topic: string,
-  groupId: string,
-  stream: TickStream,
-  options: { rate: number; durationS: number; timeoutMs: number },
-): Promise<LatencyResult> {
-  const before = await scrape(node);
-  const appliedBase = metricValue(before, "data_processing_events_total", {
-    stage: "aggregate",
-    outcome: "applied",
-  });
-  const total = Math.round(options.rate * options.durationS);
-  const { seconds, maxGapMs } = await producePaced(producer, topic, stream, total, options.rate);
-  const ends = await endOffsets(admin, topic);
-  const watched = await watchNode(node, admin, groupId, topic, ends, {
-    appliedBase,
-    events: total,
-    timeoutMs: options.timeoutMs,
-  });
-  const after = await scrape(node);
-  const b = latencyBuckets(before);
-  const a = latencyBuckets(after);
-  const sum = (s: Sample[]) => metricValue(s, "processing_latency_ms_sum", { stage: "aggregate" });
-  const count = (s: Sample[]) =>
-    metricValue(s, "processing_latency_ms_count", { stage: "aggregate" });
-  const observations = count(after) - count(before);
-  const flushName = "data_processing_flush_duration_seconds";
-  const fb = latencyBuckets(before, flushName, null);
-  const fa = latencyBuckets(after, flushName, null);
-  const count2 = (s: Sample[]) => metricValue(s, `${flushName}_count`, {});
-  const scaled = (x: number | null) => (x === null ? null : x * 1000);
-  void watched;
-  return {
-    targetRate: options.rate,
-    achievedRate: total / seconds,
-    seconds,
-    observations,
-    p50Ms: histogramQuantile(b, a, 0.5),
-    p99Ms: histogramQuantile(b, a, 0.99),
-    meanMs: observations > 0 ? (sum(after) - sum(before)) / observations : null,
-    peakRssBytes: (await memoryOf(node.pid)).peak,
-    maxProducerGapMs: maxGapMs,
-    flushes: count2(after) - count2(before),
-    flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
-    flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
-  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ export class TickStream {
   #serial = 0;
   #maxEventTime = -Infinity;
   #sweep: number;
+  readonly #cycle: boolean;
+  readonly #idPrefix: string;
+  readonly #symbolPrefix: string;
   /** Event time of the next event: a function of the serial, or the wall clock. */
   readonly #timeOf: (serial: number) => number;
 
@@ -67,6 +70,13 @@ export class TickStream {
     instruments: number;
     skew: number;
     sweep?: boolean;
+    /** Visit the instruments in turn forever (every key in every stretch of n events). */
+    cycle?: boolean;
+    /**
+     * Instrument ids are `${idPrefix}0001`... (default "INST-"): streams with different
+     * prefixes have disjoint keys (symbols `SYM-0001`..., or `SYM-${idPrefix}0001`...).
+     */
+    idPrefix?: string;
     partitions: number;
     timeOf: (serial: number) => number;
   }) {
@@ -80,6 +90,9 @@ export class TickStream {
       this.#levels[i] = Math.round(this.#random() * 200) - 50;
     }
     this.#sweep = options.sweep ? 0 : options.instruments;
+    this.#cycle = options.cycle ?? false;
+    this.#idPrefix = options.idPrefix ?? "INST-";
+    this.#symbolPrefix = options.idPrefix === undefined ? "SYM-" : `SYM-${options.idPrefix}`;
     this.#timeOf = options.timeOf;
   }
 
@@ -92,10 +105,15 @@ export class TickStream {
         out.push(this.#recent[Math.floor(random() * this.#recent.length)]!);
         continue;
       }
-      const k = this.#sweep < this.#instruments ? this.#sweep++ : this.#pick();
+      const k = this.#cycle
+        ? i % this.#instruments
+        : this.#sweep < this.#instruments
+        ? this.#sweep++
+        : this.#pick();
       const now = this.#timeOf(i);
       const eventTime = random() < 0.02 ? now - Math.floor(random() * 3000) : now;
-      const id = `INST-${String(k + 1).padStart(this.#width, "0")}`;
+      const number = String(k + 1).padStart(this.#width, "0");
+      const id = `${this.#idPrefix}${number}`;
       const hex = Math.floor(random() * 0x100000000).toString(16).padStart(8, "0");
       const message = {
         key: id,
@@ -106,7 +124,7 @@ export class TickStream {
           price: Math.round((this.#levels[k]! + (random() - 0.5) * 20) * 100) / 100,
           size: (1 + Math.floor(random() * 100)) / 10,
           source: "bench",
-          symbol: `SYM-${String(k + 1).padStart(this.#width, "0")}`,
+          symbol: `${this.#symbolPrefix}${number}`,
           commodity: "power",
           region: "DE",
           currency: "EUR",

@@ -5,7 +5,9 @@
 import type { BenchOptions } from "./bench.ts";
 import type { HandoffResult } from "./bench_handoff.ts";
 import type { PeerResult } from "./bench_peer.ts";
-import { fmtMiB, fmtMs, fmtRate, GIB } from "./bench_support.ts";
+import { fmtMiB, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
+
+export type { LatencyResult };
 
 const MIB = 1024 * 1024;
 
@@ -24,23 +26,6 @@ export interface ThroughputResult {
   startupSeconds: number;
   peakRssBytes: number;
   liveActors: number;
-}
-
-export interface LatencyResult {
-  targetRate: number;
-  achievedRate: number;
-  seconds: number;
-  observations: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  meanMs: number | null;
-  peakRssBytes: number;
-  /** Longest pause between two producer ticks (nominal 20 ms): bursts inflate latency. */
-  maxProducerGapMs: number;
-  /** Flushes during the run and their duration (the flush runs on the consumer's thread). */
-  flushes: number;
-  flushP50Ms: number | null;
-  flushP99Ms: number | null;
 }
 
 export interface MemoryResult {

@@ -1,9 +1,11 @@
 /**
  * Shared pieces of `deno task bench`: a node as a child process (its log, its exit, its
- * peak RSS), its Prometheus metrics, committed offsets against end offsets, formatting.
+ * peak RSS), its Prometheus metrics, committed offsets against end offsets, paced traffic
+ * and the latency of what the node applied meanwhile, formatting.
  */
-import type { Admin } from "kafkajs";
+import type { Admin, Producer } from "kafkajs";
 import { sleep } from "../timing/sleep.ts";
+import { producePaced, type TickStream } from "./bench_events.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 export const GIB = 1024 * 1024 * 1024;
@@ -249,6 +251,168 @@ export async function committedLag(
     lag += end - Math.max(0, c);
   }
   return lag;
+}
+
+/** Polls until the node has applied `events` more events and its group committed `ends`. */
+export async function watchNode(
+  node: BenchNode,
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  ends: Map<number, number>,
+  options: { appliedBase: number; events: number; timeoutMs: number },
+) {
+  const started = performance.now();
+  let firstApplied = 0;
+  let allApplied = 0;
+  let maxLive = 0;
+  let lastApplied = 0;
+  let lastReport = started;
+  let peakRss = 0;
+  let polls = 0;
+  while (performance.now() - started < options.timeoutMs) {
+    if (node.exitCode() !== null) {
+      throw new Error(
+        `node exited with ${node.exitCode()} after applying ${lastApplied}/${options.events}` +
+          ` (last VmHWM seen ${fmtMiB(peakRss)}); its first error:\n${firstError(node.log())}`,
+      );
+    }
+    if (polls++ % 5 === 0) {
+      peakRss = await memoryOf(node.pid).then((m) => m.peak, () => peakRss);
+    }
+    let samples: Sample[];
+    let lag: number;
+    try {
+      [samples, lag] = await Promise.all([
+        scrape(node),
+        committedLag(admin, groupId, topic, ends),
+      ]);
+    } catch {
+      await sleep(200); // the node is busy or exiting: the exit check above decides
+      continue;
+    }
+    const now = performance.now();
+    const applied = metricValue(samples, "data_processing_events_total", {
+      stage: "aggregate",
+      outcome: "applied",
+    }) - options.appliedBase;
+    maxLive = Math.max(
+      maxLive,
+      metricValue(samples, "data_processing_live_actors", { kind: "instrument" }),
+    );
+    if (applied > 0 && firstApplied === 0) firstApplied = now;
+    if (applied >= options.events && allApplied === 0) allApplied = now;
+    lastApplied = applied;
+    if (lag === 0) {
+      return { firstApplied, allApplied: allApplied || now, committed: now, maxLive, applied };
+    }
+    if (now - lastReport > 5000) {
+      log(`  applied ${applied}/${options.events}, uncommitted ${lag}`);
+      lastReport = now;
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `node applied ${lastApplied}/${options.events} and did not commit everything within ${
+      options.timeoutMs / 1000
+    } s:\n${node.log().slice(-3000)}`,
+  );
+}
+
+export interface LatencyResult {
+  targetRate: number;
+  achievedRate: number;
+  seconds: number;
+  observations: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  meanMs: number | null;
+  peakRssBytes: number;
+  /** Longest pause between two producer ticks (nominal 20 ms): bursts inflate latency. */
+  maxProducerGapMs: number;
+  /** Flushes during the run and their duration (the flush runs on the consumer's thread). */
+  flushes: number;
+  flushP50Ms: number | null;
+  flushP99Ms: number | null;
+}
+
+/**
+ * Steady production at `rate` events/s for `durationS`, in sends every 20 ms; then waits
+ * until the node applied and committed them all, and reads p50/p99 of Kafka append ->
+ * applied from the difference of two scrapes of `processing_latency_ms{stage="aggregate"}`.
+ * `alongside`, when given, starts once production has begun, and production goes on until
+ * it has settled too (the window covers all of it).
+ */
+export async function runLatency(
+  node: BenchNode,
+  admin: Admin,
+  producer: Producer,
+  topic: string,
+  groupId: string,
+  stream: TickStream,
+  options: {
+    rate: number;
+    durationS: number;
+    timeoutMs: number;
+    alongside?: () => Promise<unknown>;
+  },
+): Promise<LatencyResult> {
+  const before = await scrape(node);
+  const appliedBase = metricValue(before, "data_processing_events_total", {
+    stage: "aggregate",
+    outcome: "applied",
+  });
+  const planned = Math.round(options.rate * options.durationS);
+  const stop = new AbortController();
+  const producing = producePaced(
+    producer,
+    topic,
+    stream,
+    options.alongside ? Number.MAX_SAFE_INTEGER : planned,
+    options.rate,
+    stop.signal,
+  );
+  if (options.alongside) {
+    try {
+      await Promise.all([sleep(options.durationS * 1000), options.alongside()]);
+    } finally {
+      stop.abort();
+      await producing.catch(() => {});
+    }
+  }
+  const { seconds, maxGapMs, sent } = await producing;
+  const ends = await endOffsets(admin, topic);
+  await watchNode(node, admin, groupId, topic, ends, {
+    appliedBase,
+    events: sent,
+    timeoutMs: options.timeoutMs,
+  });
+  const after = await scrape(node);
+  const b = latencyBuckets(before);
+  const a = latencyBuckets(after);
+  const sum = (s: Sample[]) => metricValue(s, "processing_latency_ms_sum", { stage: "aggregate" });
+  const count = (s: Sample[]) =>
+    metricValue(s, "processing_latency_ms_count", { stage: "aggregate" });
+  const observations = count(after) - count(before);
+  const flushName = "data_processing_flush_duration_seconds";
+  const fb = latencyBuckets(before, flushName, null);
+  const fa = latencyBuckets(after, flushName, null);
+  const count2 = (s: Sample[]) => metricValue(s, `${flushName}_count`, {});
+  const scaled = (x: number | null) => (x === null ? null : x * 1000);
+  return {
+    targetRate: options.rate,
+    achievedRate: sent / seconds,
+    seconds,
+    observations,
+    p50Ms: histogramQuantile(b, a, 0.5),
+    p99Ms: histogramQuantile(b, a, 0.99),
+    meanMs: observations > 0 ? (sum(after) - sum(before)) / observations : null,
+    peakRssBytes: (await memoryOf(node.pid)).peak,
+    maxProducerGapMs: maxGapMs,
+    flushes: count2(after) - count2(before),
+    flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
+    flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
+  };
 }
 
 export function log(message: string): void {
