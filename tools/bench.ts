@@ -13,7 +13,10 @@
  *                  `processing_latency_ms{stage="aggregate"}` histogram (difference of a
  *                  scrape before and after, interpolated within buckets);
  *  4. memory     - a second node on its own topics: --memory-instruments instruments seen
- *                  with passivation on (cap --max-live), peak RSS (VmHWM) and live actors.
+ *                  with passivation on (cap --max-live), peak RSS (VmHWM) and live actors;
+ *  5. handoff    - a second node joins (bench_handoff.ts);
+ *  6. replay     - live p99 with and without a replay of 100 keys x 10k bars, progress and
+ *                  rebalances (bench_replay.ts).
  * Prints a table, the issue's targets and whether each is met, and one `BENCH_JSON {...}`
  * line for machines. Everything it created is removed unless --keep.
  */
@@ -28,6 +31,7 @@ import { parseFlags, stringFlag, UsageError } from "./cli_args.ts";
 import { produceAll, producePaced, TickStream } from "./bench_events.ts";
 import { freeInspectorPort, heapUsedAfterGc } from "./bench_heap.ts";
 import { runHandoff } from "./bench_handoff.ts";
+import { runReplay } from "./bench_replay.ts";
 import {
   buildPeer,
   cleanupPeer,
@@ -75,8 +79,8 @@ Options:
                           (default: half the measured max, 20000 without a throughput
                           run); 0 = pre-produce everything (a backlog, as after downtime)
   --max-live N            DATA_PROC_MAX_LIVE_ACTORS for the memory run (default 20000)
-  --scenario S            all | throughput | latency | memory | handoff (default all);
-                          latency includes the throughput run it needs for the max rate
+  --scenario S            all | throughput | latency | memory | handoff | replay (default
+                          all); latency includes the throughput run it needs for the max rate
   --peer                  also run the Kafka Streams peer (Java, built with Maven from
                           --peer-dir into .bench-peer/) on the node's topic after the
                           node's throughput run: same events, same partitions
@@ -86,8 +90,16 @@ Options:
   --handoff-actors N      instrument actors per partition in the handoff run (default
                           10000; 2 partitions)
   --handoff-rate N        events/s produced while the second node joins (default 2000)
+  --replay-keys N         instruments replayed in the replay run (default 100)
+  --replay-bars N         one-minute bars of history per replayed instrument (default 10000)
+  --replay-rate N         events/s of live traffic (other instruments) in the replay run
+                          (default: a quarter of the measured max, 5000 without a
+                          throughput run)
+  --replay-max-records-per-s N
+                          DATA_PROC_REPLAY_MAX_RECORDS_PER_S of the replay run's node
+                          (default 0: no cap)
   --quick                 100k events, 10 s latency run, memory run with one event per
-                          instrument
+                          instrument, replay of 1000 bars per instrument
   --node-flags="F..."     extra deno flags for the node processes (e.g. "--cpu-prof
                           --cpu-prof-dir=/tmp/prof"; profiles are written at SIGTERM)
   --timeout S             upper bound per phase in seconds (default 300)
@@ -107,13 +119,19 @@ export interface BenchOptions {
   /** Events/s for the memory run; null: half the measured max (20k/s without it); 0: backlog. */
   memoryRate: number | null;
   maxLive: number;
-  scenario: "all" | "throughput" | "latency" | "memory" | "handoff";
+  scenario: "all" | "throughput" | "latency" | "memory" | "handoff" | "replay";
   peer: boolean;
   peerDir: string;
   peerGuarantees: PeerGuarantee[];
   peerThreads: number;
   handoffActors: number;
   handoffRate: number;
+  replayKeys: number;
+  replayBars: number;
+  /** Live events/s in the replay run; null: a quarter of the measured max (5000 without). */
+  replayRate: number | null;
+  /** DATA_PROC_REPLAY_MAX_RECORDS_PER_S of the replay node (0: no cap). */
+  replayMaxRecordsPerS: number;
   nodeFlags: string[];
   timeoutMs: number;
   keep: boolean;
@@ -128,10 +146,10 @@ function positive(name: string, text: string | undefined, fallback: number, inte
   return n;
 }
 
-function memoryRate(text: string | undefined): number | null {
+function nonNegative(name: string, text: string | undefined): number | null {
   if (text === undefined) return null;
   const n = Number(text.replaceAll("_", ""));
-  if (!Number.isInteger(n) || n < 0) throw new UsageError("--memory-rate must be an integer >= 0");
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be an integer >= 0`);
   return n;
 }
 
@@ -153,6 +171,10 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     "peer-threads": { type: "string" },
     "handoff-actors": { type: "string" },
     "handoff-rate": { type: "string" },
+    "replay-keys": { type: "string" },
+    "replay-bars": { type: "string" },
+    "replay-rate": { type: "string" },
+    "replay-max-records-per-s": { type: "string" },
     quick: { type: "boolean" },
     "node-flags": { type: "string" },
     timeout: { type: "string" },
@@ -162,8 +184,10 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
   if (v.help) return "help";
   const quick = v.quick === true;
   const scenario = stringFlag(v, "scenario") ?? "all";
-  if (!["all", "throughput", "latency", "memory", "handoff"].includes(scenario)) {
-    throw new UsageError(`--scenario must be all, throughput, latency, memory or handoff`);
+  if (!["all", "throughput", "latency", "memory", "handoff", "replay"].includes(scenario)) {
+    throw new UsageError(
+      `--scenario must be all, throughput, latency, memory, handoff or replay`,
+    );
   }
   const guarantees = (stringFlag(v, "peer-guarantees") ?? "at_least_once,exactly_once_v2")
     .split(",").filter((g) => g.length > 0);
@@ -182,6 +206,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     100_000,
   );
   const rateText = stringFlag(v, "rate");
+  const replayRateText = stringFlag(v, "replay-rate");
   return {
     events: positive("events", stringFlag(v, "events"), quick ? 100_000 : 1_000_000),
     instruments: positive("instruments", stringFlag(v, "instruments"), 5000),
@@ -191,7 +216,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     durationS: positive("duration", stringFlag(v, "duration"), quick ? 10 : 30, false),
     memoryInstruments,
     memoryEvents: quick ? memoryInstruments : 2 * memoryInstruments,
-    memoryRate: memoryRate(stringFlag(v, "memory-rate")),
+    memoryRate: nonNegative("memory-rate", stringFlag(v, "memory-rate")),
     maxLive: positive("max-live", stringFlag(v, "max-live"), 20_000),
     scenario: scenario as BenchOptions["scenario"],
     peer: v.peer === true,
@@ -204,6 +229,11 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     ),
     handoffActors: positive("handoff-actors", stringFlag(v, "handoff-actors"), 10_000),
     handoffRate: positive("handoff-rate", stringFlag(v, "handoff-rate"), 2000),
+    replayKeys: positive("replay-keys", stringFlag(v, "replay-keys"), 100),
+    replayBars: positive("replay-bars", stringFlag(v, "replay-bars"), quick ? 1000 : 10_000),
+    replayRate: replayRateText === undefined ? null : positive("replay-rate", replayRateText, 0),
+    replayMaxRecordsPerS:
+      nonNegative("replay-max-records-per-s", stringFlag(v, "replay-max-records-per-s")) ?? 0,
     nodeFlags: (stringFlag(v, "node-flags") ?? "").split(/\s+/).filter((f) => f.length > 0),
     timeoutMs: positive("timeout", stringFlag(v, "timeout"), 300, false) * 1000,
     keep: v.keep === true,
@@ -327,8 +357,16 @@ async function run(o: BenchOptions): Promise<Figures> {
   const memGroup = `${group}-mem`;
   const handoffPrefix = `${prefix}ho.`;
   const handoffGroup = `${group}-ho`;
+  const replayPrefix = `${prefix}rp.`;
+  const replayGroup = `${group}-rp`;
   const baselineGroup = `${group}-baseline`;
-  const groups = [`${group}.actors`, `${memGroup}.actors`, `${handoffGroup}.actors`, baselineGroup];
+  const groups = [
+    `${group}.actors`,
+    `${memGroup}.actors`,
+    `${handoffGroup}.actors`,
+    `${replayGroup}.actors`,
+    baselineGroup,
+  ];
   const peerApplicationIds: string[] = [];
   const peerTopicsCreated: string[] = [];
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `bench-${env.id}`);
@@ -401,13 +439,73 @@ async function run(o: BenchOptions): Promise<Figures> {
       await Promise.all(nodes.map((n) => n.stop()));
     };
 
+    const runReplayScenario = async (): Promise<void> => {
+      const keys = o.replayKeys;
+      const bars = o.replayBars;
+      const rate = o.replayRate ??
+        (figures.throughput ? Math.round(figures.throughput.appliedPerSecond / 4) : 5000);
+      log(`replay: ${keys} instruments x ${bars} one-minute bars, live traffic ${rate}/s`);
+      const topics = topicNames(replayPrefix);
+      await ensureTopics(admin, topics, o.partitions);
+      // Whole minutes ending before now: round r of the cycle is minute r for every key.
+      const t0 = (Math.floor(Date.now() / 60_000) - bars - 1) * 60_000;
+      const history = new TickStream({
+        random: seededRandom(13),
+        instruments: keys,
+        skew: 0,
+        cycle: true,
+        partitions: o.partitions,
+        timeOf: (i) => t0 + Math.floor((i * 60_000) / keys),
+      });
+      figures.replay = await runReplay({
+        admin,
+        producer,
+        env: {
+          ...env.env,
+          DATA_PROC_TOPIC_PREFIX: replayPrefix,
+          DATA_PROC_GROUP_ID: replayGroup,
+          DATA_PROC_REDIS_PREFIX: `${env.config.DATA_PROC_REDIS_PREFIX}rp:`,
+          DATA_PROC_BAR_WINDOWS: "1m",
+          DATA_PROC_REPLAY_MAX_RECORDS_PER_S: String(o.replayMaxRecordsPerS),
+        },
+        nodeFlags: o.nodeFlags,
+        topic: topics.normalizedTicks,
+        groupId: `${replayGroup}.actors`,
+        history,
+        historyEvents: keys * bars,
+        keys,
+        barsPerKey: bars,
+        range: { fromKey: history.instrumentId(0), toKey: history.instrumentId(keys - 1) },
+        live: new TickStream({
+          random: seededRandom(17),
+          instruments: o.instruments,
+          skew: o.skew,
+          sweep: true,
+          idPrefix: "LIVE-",
+          partitions: o.partitions,
+          timeOf: () => Date.now(),
+        }),
+        liveInstruments: o.instruments,
+        rate,
+        durationS: o.durationS,
+        timeoutMs: o.timeoutMs,
+        track: (n) => nodes.push(n),
+      });
+      const r = figures.replay;
+      log(
+        `  live p99 ${fmtMs(r.without.p99Ms)} without, ${fmtMs(r.with.p99Ms)} with the replay;` +
+          ` ${r.rebalances} rebalances`,
+      );
+      await Promise.all(nodes.map((n) => n.stop()));
+    };
+
     const failed = (scenario: string) => (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       log(`${scenario} failed: ${message}`);
       figures.errors.push(`${scenario}: ${message.split("\n")[0]}`);
     };
     let peerBuilt = false;
-    if (o.peer && o.scenario !== "memory" && o.scenario !== "handoff") {
+    if (o.peer && ["all", "throughput", "latency"].includes(o.scenario)) {
       log(`peer: building ${o.peerDir} in ${PEER_BUILD_DIR} (mvn package)`);
       await buildPeer(o.peerDir, PEER_BUILD_DIR).then(
         () => (peerBuilt = true),
@@ -602,6 +700,9 @@ async function run(o: BenchOptions): Promise<Figures> {
     }
     if (o.scenario === "all" || o.scenario === "handoff") {
       await runHandoffScenario().catch(failed("handoff"));
+    }
+    if (o.scenario === "all" || o.scenario === "replay") {
+      await runReplayScenario().catch(failed("replay"));
     }
     return figures;
   } finally {

@@ -43,7 +43,8 @@ export const WATERMARK_EVERY = 5000;
  * Normalized ticks as the normalizer writes them, JSON-encoded on the fly. About 2% of the
  * events are delayed by up to 3 s (inside the default 5 s lateness) and 0.5% repeat one of
  * the last 1000 events (redeliveries). `sweep` first visits every instrument once (the
- * memory run: every instrument seen), then picks by Zipf. After every WATERMARK_EVERY events,
+ * memory run: every instrument seen), then picks by Zipf; `cycle` visits them in turn forever
+ * (the replay run's history: every key in every minute). After every WATERMARK_EVERY events,
  * a watermark record (the greatest event time so far, one source) goes to every partition, so
  * the node's clock moves and bars close as they do behind the normalizer.
  */
@@ -96,6 +97,15 @@ export class TickStream {
     this.#timeOf = options.timeOf;
   }
 
+  /** The id of instrument k (0-based), as the events carry it. */
+  instrumentId(k: number): string {
+    return `${this.#idPrefix}${this.#number(k)}`;
+  }
+
+  #number(k: number): string {
+    return String(k + 1).padStart(this.#width, "0");
+  }
+
   next(n: number): OutMessage[] {
     const out: OutMessage[] = [];
     const random = this.#random;
@@ -112,8 +122,7 @@ export class TickStream {
         : this.#pick();
       const now = this.#timeOf(i);
       const eventTime = random() < 0.02 ? now - Math.floor(random() * 3000) : now;
-      const number = String(k + 1).padStart(this.#width, "0");
-      const id = `${this.#idPrefix}${number}`;
+      const id = this.instrumentId(k);
       const hex = Math.floor(random() * 0x100000000).toString(16).padStart(8, "0");
       const message = {
         key: id,
@@ -124,7 +133,7 @@ export class TickStream {
           price: Math.round((this.#levels[k]! + (random() - 0.5) * 20) * 100) / 100,
           size: (1 + Math.floor(random() * 100)) / 10,
           source: "bench",
-          symbol: `${this.#symbolPrefix}${number}`,
+          symbol: `${this.#symbolPrefix}${this.#number(k)}`,
           commodity: "power",
           region: "DE",
           currency: "EUR",

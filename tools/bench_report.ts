@@ -1,10 +1,12 @@
 /**
- * The figures of one `deno task bench` run: a table, the targets of issue 11 with MET / NOT
- * MET (every ratio from figures measured in the same run), and one `BENCH_JSON {...}` line.
+ * The figures of one `deno task bench` run: a table, the targets of issue 11 (and issue 10's
+ * replay under live traffic) with MET / NOT MET (every ratio from figures measured in the
+ * same run), and one `BENCH_JSON {...}` line.
  */
 import type { BenchOptions } from "./bench.ts";
 import type { HandoffResult } from "./bench_handoff.ts";
 import type { PeerResult } from "./bench_peer.ts";
+import type { ReplayResult } from "./bench_replay.ts";
 import { fmtMiB, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
 
 export type { LatencyResult };
@@ -64,6 +66,7 @@ export interface Figures {
   /** CPU seconds the (idle) node used while the peer ran: the peer had the machine. */
   nodeCpuSecondsDuringPeer?: number;
   handoff?: HandoffResult;
+  replay?: ReplayResult;
 }
 
 export interface Target {
@@ -82,7 +85,7 @@ export function peerAtLeastOnce(f: Figures): PeerResult | undefined {
   return f.peer?.find((p) => p.guarantee === "at_least_once");
 }
 
-/** The targets of issue 11, each from figures of this run. */
+/** The targets of issue 11, then issue 10's replay target, each from figures of this run. */
 export function evaluateTargets(f: Figures): Target[] {
   const t = f.throughput;
   const peer = peerAtLeastOnce(f);
@@ -134,6 +137,17 @@ export function evaluateTargets(f: Figures): Target[] {
       met: h.revokeToFirstAppliedMs < 2000,
     });
   } else out.push(notRun(handoffTarget));
+  const replayTarget = "replay of 100 keys x 10k bars: live p99 <= 2x without replay, no rebalance";
+  const r = f.replay;
+  if (r) {
+    const ratio = r.p99Ratio === null ? "-" : `${r.p99Ratio.toFixed(2)}x`;
+    const full = r.keys >= 100 && r.barsPerKey >= 10_000;
+    out.push({
+      target: replayTarget,
+      value: `${ratio}, ${r.rebalances} rebalances @ ${r.keys}x${r.barsPerKey}`,
+      met: !full || r.p99Ratio === null ? null : r.p99Ratio <= 2 && r.rebalances === 0,
+    });
+  } else out.push(notRun(replayTarget));
   return out;
 }
 
@@ -223,6 +237,50 @@ function rows(f: Figures): [string, string][] {
     rows.push(["handoff: B assigned -> first applied", fmtMs(h.assignedToFirstAppliedMs)]);
     rows.push(["handoff: B started -> revoke (not counted)", fmtMs(h.startToRevokeMs)]);
   }
+  const r = f.replay;
+  if (r) {
+    rows.push([
+      "replay: history (keys x 1m bars, events)",
+      `${r.keys} x ${r.barsPerKey}, ${r.historyEvents}, committed in ${
+        r.historyCommitSeconds.toFixed(1)
+      } s`,
+    ]);
+    rows.push([
+      "replay: live traffic (instruments, target/achieved)",
+      `${r.liveInstruments}, ${fmtRate(r.rate)} / ${fmtRate(r.without.achievedRate)} and ${
+        fmtRate(r.with.achievedRate)
+      }`,
+    ]);
+    rows.push([
+      "replay: live p50/p99 without replay",
+      `${fmtMs(r.without.p50Ms)} / ${fmtMs(r.without.p99Ms)} (${r.without.seconds.toFixed(0)} s)`,
+    ]);
+    rows.push([
+      "replay: live p50/p99 with replay",
+      `${fmtMs(r.with.p50Ms)} / ${fmtMs(r.with.p99Ms)} (${r.with.seconds.toFixed(0)} s)`,
+    ]);
+    rows.push(["replay: live p99 ratio with/without", r.p99Ratio?.toFixed(2) ?? "-"]);
+    rows.push([
+      "replay: job duration, status",
+      `${r.replaySeconds.toFixed(1)} s, ${r.jobStatus}`,
+    ]);
+    rows.push(["replay: job events, keys", `${r.jobEvents}, ${r.jobKeys}`]);
+    rows.push([
+      "replay: progress polls, distinct percents",
+      `${r.progress.length}, ${r.distinctProgressValues} (${
+        r.progress.map((p) => p.percent).filter((p, i, all) => p !== all[i - 1]).join(" ")
+      })`,
+    ]);
+    rows.push([
+      "replay: node's answer to POST, slowest poll",
+      `${fmtMs(r.postAnswerMs)}, ${fmtMs(r.longestPollAnswerMs)}`,
+    ]);
+    rows.push([
+      "replay: DATA_PROC_REPLAY_MAX_RECORDS_PER_S",
+      r.replayMaxRecordsPerS === 0 ? "0 (no cap)" : String(r.replayMaxRecordsPerS),
+    ]);
+    rows.push(["replay: rebalances during both runs", String(r.rebalances)]);
+  }
   return rows;
 }
 
@@ -253,9 +311,15 @@ export function report(f: Figures): void {
         `   showing the moved partition applied; polled every ${f.handoff.pollMs} ms)`,
     );
   }
+  if (f.replay) {
+    console.log(
+      `  (replay: p50/p99 of the live keys only, same buckets; progress polled every ${f.replay.pollMs} ms;\n` +
+        "   the live traffic with the replay lasts --duration or until the job ended, if later)",
+    );
+  }
   for (const e of f.errors) console.log(`  FAILED ${e}`);
   const targets = evaluateTargets(f);
-  console.log("\nTargets (issue 11):");
+  console.log("\nTargets (issue 11; the replay line: issue 10):");
   const tw = Math.max(...targets.map((x) => x.target.length));
   for (const x of targets) {
     const verdict = x.met === null ? "n/a" : x.met ? "MET" : "NOT MET";
@@ -275,6 +339,7 @@ export function report(f: Figures): void {
         peer: f.peer ?? null,
         node_cpu_seconds_during_peer: f.nodeCpuSecondsDuringPeer ?? null,
         handoff: f.handoff ?? null,
+        replay: f.replay ?? null,
         ratios: {
           node_to_plain_consumer: t && f.baseline
             ? t.committedPerSecond / f.baseline.eventsPerSecond

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseBenchArgs } from "./bench.ts";
-import { evaluateTargets, type Figures } from "./bench_report.ts";
+import { evaluateTargets, type Figures, type LatencyResult } from "./bench_report.ts";
+import type { ReplayResult } from "./bench_replay.ts";
 
 const MIB = 1024 * 1024;
 
@@ -10,9 +11,59 @@ function options() {
   return o;
 }
 
-Deno.test("every target of issue 11 is listed, n/a when its scenario did not run", () => {
+function latency(p99Ms: number): LatencyResult {
+  return {
+    targetRate: 5000,
+    achievedRate: 5000,
+    seconds: 30,
+    observations: 150_000,
+    p50Ms: p99Ms / 4,
+    p99Ms,
+    meanMs: p99Ms / 3,
+    peakRssBytes: 300 * MIB,
+    maxProducerGapMs: 25,
+    flushes: 30,
+    flushP50Ms: 20,
+    flushP99Ms: 60,
+  };
+}
+
+function replayResult(
+  o: { p99Without: number; p99With: number; rebalances: number; bars?: number },
+): ReplayResult {
+  return {
+    keys: 100,
+    barsPerKey: o.bars ?? 10_000,
+    historyEvents: 100 * (o.bars ?? 10_000),
+    historyCommitSeconds: 20,
+    liveInstruments: 5000,
+    rate: 5000,
+    replayMaxRecordsPerS: 0,
+    without: latency(o.p99Without),
+    with: latency(o.p99With),
+    jobStatus: "done",
+    replaySeconds: 25,
+    jobEvents: 1_000_000,
+    jobKeys: 100,
+    progress: [
+      { atMs: 300, percent: 0 },
+      { atMs: 600, percent: 10.5 },
+      { atMs: 5000, percent: 50 },
+      { atMs: 25_000, percent: 100 },
+    ],
+    distinctProgressValues: 4,
+    postAnswerMs: 20,
+    longestPollAnswerMs: 300,
+    rebalances: o.rebalances,
+    p99Ratio: o.p99With / o.p99Without,
+    pollMs: 250,
+  };
+}
+
+Deno.test("every target of issues 11 and 10 is listed, n/a when its scenario did not run", () => {
   const targets = evaluateTargets({ options: options(), errors: [] });
   assert.deepEqual(targets.map((t) => [t.value, t.met]), [
+    ["not run", null],
     ["not run", null],
     ["not run", null],
     ["not run", null],
@@ -89,6 +140,7 @@ Deno.test("targets are judged from the figures of the same run", () => {
       startToRevokeMs: 900,
       pollMs: 25,
     },
+    replay: replayResult({ p99Without: 40, p99With: 80, rebalances: 0 }),
   };
   assert.deepEqual(evaluateTargets(f).map((t) => [t.value, t.met]), [
     ["2.00x", false], // against at-least-once (100k / 50,001), not exactly-once
@@ -97,5 +149,23 @@ Deno.test("targets are judged from the figures of the same run", () => {
     ["1025 MiB @ 100000", false],
     ["400 MiB @ 5000", true],
     ["1999.0 ms @ 10000", true],
+    ["2.00x, 0 rebalances @ 100x10000", true],
   ]);
+});
+
+Deno.test("the replay target needs both the p99 ratio and no rebalance, and the full size", () => {
+  const replayTarget = (replay: ReplayResult) =>
+    evaluateTargets({ options: options(), errors: [], replay }).at(-1);
+  assert.equal(
+    replayTarget(replayResult({ p99Without: 40, p99With: 81, rebalances: 0 }))?.met,
+    false,
+  );
+  assert.equal(
+    replayTarget(replayResult({ p99Without: 40, p99With: 60, rebalances: 1 }))?.met,
+    false,
+  );
+  assert.equal(
+    replayTarget(replayResult({ p99Without: 40, p99With: 60, rebalances: 0, bars: 1000 }))?.met,
+    null, // --quick: 1000 bars per key is not the issue's size
+  );
 });
