@@ -34,6 +34,7 @@ import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
+import { storedMaxVersions } from "../stores/projection_store.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { storedActorCounter } from "../stores/stored_actors.ts";
 import { ActorConsumer } from "../supervisors/actor_consumer.ts";
@@ -259,6 +260,8 @@ export function startNode(
         logger: logger.child("actors"),
         onFatal: fatal,
         onKeyEvents: (kind, key, count) => hotKeys.record(kind, key, count),
+        versionFloor: (kind, ids) =>
+          storedMaxVersions({ config, redis, clickhouse, keys }, kind, ids),
       });
       await actors.start();
       replays.listen(); // shares of replay jobs that other nodes record for this one

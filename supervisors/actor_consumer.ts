@@ -44,6 +44,8 @@ export interface ActorConsumerDeps {
   onFatal?: (err: unknown) => void;
   /** Told how many events each key received in a batch (hot-key tracking). */
   onKeyEvents?: (kind: string, key: string, count: number) => void;
+  /** The highest version the sinks hold per key (see PartitionOptions.versionFloor). */
+  versionFloor?: (kind: "instrument" | "curve", keys: string[]) => Promise<Map<string, number>>;
 }
 
 export interface PartitionView {
@@ -279,9 +281,14 @@ export class ActorConsumer {
       ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
       onWindowClosed: () => this.requestFlush(),
     };
+    const floor = (kind: "instrument" | "curve") => {
+      const versionFloor = this.#d.versionFloor;
+      return versionFloor ? { versionFloor: (keys: string[]) => versionFloor(kind, keys) } : {};
+    };
     return topic === this.#topics.normalizedTicks
       ? new PartitionSupervisor({
         ...common,
+        ...floor("instrument"),
         adapter: this.#instruments,
         schema: NormalizedTick,
         fastCheck: isNormalizedTick,
@@ -289,6 +296,7 @@ export class ActorConsumer {
       })
       : new PartitionSupervisor({
         ...common,
+        ...floor("curve"),
         adapter: this.#curves,
         schema: NormalizedCurvePoint,
         keyOf: (p: NormalizedCurvePoint) => p.curve_id,

@@ -55,6 +55,12 @@ export interface PartitionOptions<T> {
   onWindowClosed?: () => void;
   /** The partition's stored state (clock, keys with open bars), when it had one. */
   persisted?: PersistedPartition;
+  /**
+   * The highest version the sinks hold for each key (ClickHouse outlives Redis). Asked only
+   * while the partition rebuilds from no stored state, for keys without a snapshot: their
+   * versions must continue above rows a replay or reset wrote before Redis was lost.
+   */
+  versionFloor?: (keys: string[]) => Promise<Map<string, number>>;
 }
 
 /** What one flush of this partition writes, captured at one instant. */
@@ -111,6 +117,8 @@ export class PartitionSupervisor<T> {
   /** A restored partition checks once for closes its stored actors may not hold yet. */
   #closeCheckDue: boolean;
   #lastCheckpointMs = -Infinity;
+  /** No stored state: the partition is being rebuilt from the start of its log. */
+  readonly #rebuildingFromLog: boolean;
   readonly #restarts = new RestartIntensity({ maxRestarts: 10, windowMs: 60_000 });
   #dlq: DlqRecord[] = [];
   #processedOffset = -1;
@@ -138,6 +146,7 @@ export class PartitionSupervisor<T> {
     this.#clockIncludes = restored?.offset ?? -1;
     for (const [key, at] of Object.entries(restored?.pending ?? {})) this.#setPending(key, at);
     this.#closeCheckDue = restored !== undefined;
+    this.#rebuildingFromLog = restored === undefined;
   }
 
   /** The clock this partition's events are judged by now. */
@@ -458,14 +467,26 @@ export class PartitionSupervisor<T> {
   async #revive(keys: string[], now: number): Promise<void> {
     if (keys.length === 0) return;
     const persisted = await this.#o.store.load(this.kind, keys);
-    for (const key of keys) this.#spawn(key, persisted.get(key), now);
+    const floors = this.#rebuildingFromLog && this.#o.versionFloor
+      ? await this.#o.versionFloor(keys.filter((k) => !persisted.has(k)))
+      : undefined;
+    for (const key of keys) {
+      const floor = floors?.get(key) ?? 0;
+      this.#spawn(key, persisted.get(key), now, floor > 0 ? floor + 1 : undefined);
+    }
   }
 
-  #spawn(key: string, persisted: PersistedActor | undefined, now: number): KeyActor<T> {
+  #spawn(
+    key: string,
+    persisted: PersistedActor | undefined,
+    now: number,
+    versionBase?: number,
+  ): KeyActor<T> {
     const actor = new KeyActor(this.#o.adapter, key, this.partition, {
       historySize: this.#o.historySize,
       nowMs: now,
       ...(persisted ? { persisted } : {}),
+      ...(versionBase !== undefined ? { versionBase } : {}),
     });
     this.#actors.set(key, actor);
     return actor;

@@ -298,6 +298,58 @@ async function redisOutage(aof: boolean): Promise<void> {
 
 Deno.test({
   name:
+    "Redis started empty after a replay: rebuilt keys write versions above the stored rows, exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const [port] = sparePorts(1) as [number];
+    let redis = await startRedis(port);
+    const env = await faultEnv({ DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0` });
+    const admin = { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
+    const input = faultTicks(34, 20, 16_000);
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      // 45 minutes of the 2 h: the second part keeps adding to the 1h bars the replay wrote.
+      await produceTicks(env, input.slice(0, 6000));
+      await waitExact(env, expectedAfter(input.slice(0, 6000), 0, 6000), node);
+      await pollUntil("node announced its partitions", async () => {
+        const body = await (await fetch(`${node.url}/partitions`)).json();
+        return body.nodes.some((n: { partitions: unknown[] }) => n.partitions.length > 0)
+          ? true
+          : undefined;
+      });
+      // A replay lifts the keys' versions far above what their events alone give.
+      const res = await fetch(`${node.url}/replay`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...admin },
+        body: JSON.stringify({ kind: "instrument", prefix: "INST-" }),
+      });
+      const { job_id } = await res.json();
+      assert.equal(res.status, 202);
+      await pollUntil("replay done", async () => {
+        const view = await (await fetch(`${node.url}/replay/${job_id}`, { headers: admin }))
+          .json();
+        if (view.status === "failed") throw new Error(JSON.stringify(view));
+        return view.status === "done" ? true : undefined;
+      });
+      // Redis comes back empty: every partition is rebuilt from the start of its log, and
+      // the versions it writes must still beat the rows the replay left in ClickHouse.
+      await stopRedis(redis);
+      redis = await startRedis(port);
+      await produceTicks(env, input.slice(6000));
+      await waitExact(env, expectedAfter(input, 0, 6000, 16_000), node);
+      assert.equal(await conflictingVersions(env), 0);
+    } finally {
+      await node.kill("SIGKILL");
+      await stopRedis(redis);
+      await env.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "ClickHouse stopped while a replay holds its keys: the replay retries once it is back, exact",
   sanitizeResources: false,
   sanitizeOps: false,
