@@ -38,7 +38,7 @@ import {
 } from "../stores/projection_store.ts";
 import type { Redis } from "../stores/redis.ts";
 import type { RedisKeys } from "../stores/redis_keys.ts";
-import { sqlIdentifier, sqlString } from "../stores/sql.ts";
+import { sqlIdentifier, sqlNumber, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
 import { sleep } from "../timing/sleep.ts";
@@ -183,7 +183,10 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
       }
     }
     result.keys = [...outputsByKey.keys()].sort();
-    if (spec.dryRun) result.differences = await differences(deps, spec.kind, outputsByKey);
+    if (spec.dryRun) {
+      const from = replacedFrom(spec, deps.config);
+      result.differences = await differences(deps, spec.kind, outputsByKey, from);
+    }
     deps.signal?.throwIfAborted();
   } catch (err) {
     await releaseAll();
@@ -493,11 +496,15 @@ function compareObjects(
   }
 }
 
-/** Dry run: how the rebuilt results differ from Redis projections and gold rows. */
+/**
+ * Dry run: how the rebuilt results differ from Redis projections and from the gold rows a
+ * replay would write again (those at or after `from`).
+ */
 async function differences(
   deps: ReplayDeps,
   kind: ActorKind,
   outputsByKey: Map<string, ActorOutputs>,
+  from: number,
 ): Promise<ReplayDifference[]> {
   const out: ReplayDifference[] = [];
   const prefix = deps.config.DATA_PROC_REDIS_PREFIX;
@@ -519,7 +526,8 @@ async function differences(
       const rows = await queryRows<Record<string, unknown>>(
         deps.clickhouse,
         `SELECT resolution, start_ms, open, high, low, close, volume, vwap, count
-         FROM ${gold}.bars FINAL WHERE instrument_id = ${sqlString(key)}`,
+         FROM ${gold}.bars FINAL
+         WHERE instrument_id = ${sqlString(key)} AND start_ms >= ${sqlNumber(from)}`,
       );
       const storedRows = new Map(rows.map((r) => [`${r.resolution}|${r.start_ms}`, r]));
       const rebuiltRows = new Map(outputs.barRows.map((r) => [`${r.resolution}|${r.start_ms}`, r]));
@@ -544,7 +552,7 @@ async function differences(
       const rows = await queryRows<Record<string, unknown>>(
         deps.clickhouse,
         `SELECT toString(as_of) AS as_of, tenor, price FROM ${gold}.curves FINAL
-         WHERE curve_id = ${sqlString(key)}`,
+         WHERE curve_id = ${sqlString(key)} AND event_time_ms >= ${sqlNumber(from)}`,
       );
       const storedRows = new Map(rows.map((r) => [`${r.as_of}|${r.tenor}`, r]));
       const rebuiltRows = new Map(outputs.curveRows.map((r) => [`${r.as_of}|${r.tenor}`, r]));

@@ -233,6 +233,19 @@ Deno.test({
         close: -1,
         version: Number(full!.version) + 1000,
       }]);
+      // A dry run from the same time finds exactly that row (older rows are not its business).
+      const dry = await requestReplay(node, env, {
+        kind: "instrument",
+        from_key: key,
+        to_key: key,
+        from_time: new Date(fromTime).toISOString(),
+        dry_run: true,
+      });
+      assert.equal(dry.status, 202, JSON.stringify(dry.body));
+      const found = (await waitJob(node, env, dry.body.job_id)).differences
+        .map((d: { target: string; field: string }) => `${d.target}.${d.field}`);
+      assert.deepEqual(found, [`gold.bars 1m|${late.start_ms}.close`]);
+
       const live = produceTicks(env, input.slice(16_000, 20_000));
       const accepted = await requestReplay(node, env, {
         kind: "instrument",
