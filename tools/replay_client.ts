@@ -88,6 +88,10 @@ export async function replayInstrument(options: ReplayInstrumentOptions): Promis
     if (status === "done" || status === "failed") {
       return { status, job_id: id, http_status: lastStatus, detail: last };
     }
+    // An operator cancelled it: the repair did not happen.
+    if (status === "cancelled") {
+      return { status: "failed", job_id: id, http_status: lastStatus, detail: last };
+    }
   }
   return { status: "timeout", job_id: id, http_status: lastStatus, detail: last };
 }
