@@ -53,6 +53,48 @@ export interface TickInput {
 
 export type Rejection = { index: number; reason: "late_event"; message: string };
 
+/**
+ * event_id -> event time of the events still within reach (dedup across redeliveries). A
+ * Map, not a plain object: inserting thousands of fresh string keys into an object turns it
+ * into a slow dictionary, and every snapshot walked and serialised it key by key. Stored as
+ * `[base, ids, offsets]` (times as offsets from the smallest, in two flat arrays); the plain
+ * object `{ id: time }` of snapshots written before is still read (see `SeenIds.from`).
+ */
+export class SeenIds extends Map<string, number> {
+  toJSON(): StoredSeen {
+    const ids: string[] = new Array(this.size);
+    const times: number[] = new Array(this.size);
+    let base = Infinity;
+    let i = 0;
+    for (const [id, t] of this) {
+      ids[i] = id;
+      times[i++] = t;
+      if (t < base) base = t;
+    }
+    if (i === 0) return [0, [], []];
+    for (let j = 0; j < i; j++) times[j]! -= base;
+    return [base, ids, times];
+  }
+
+  /** The live form of a stored `seen`: this class, its stored array, or the older object. */
+  static from(stored: unknown): SeenIds {
+    if (stored instanceof SeenIds) return stored;
+    const seen = new SeenIds();
+    if (stored instanceof Map) {
+      for (const [id, t] of stored) seen.set(id, t); // a structured clone of one
+    } else if (Array.isArray(stored)) {
+      const [base, ids, times] = stored as StoredSeen;
+      for (let i = 0; i < ids.length; i++) seen.set(ids[i]!, base + times[i]!);
+    } else if (stored !== null && typeof stored === "object") {
+      for (const [id, t] of Object.entries(stored as Record<string, number>)) seen.set(id, t);
+    }
+    return seen;
+  }
+}
+
+/** How `seen` is stored in a snapshot: smallest time, ids, and each id's time minus it. */
+export type StoredSeen = [base: number, ids: string[], offsets: number[]];
+
 export interface InstrumentContext {
   instrumentId: string;
   params: InstrumentParams;
@@ -66,7 +108,7 @@ export interface InstrumentContext {
   /** Bars by resolution name, ordered by start_ms; final bars leave once past lateness. */
   bars: Record<string, BarState[]>;
   /** event_id -> event time, for events still within reach (dedup across redeliveries). */
-  seen: Record<string, number>;
+  seen: SeenIds;
   seenCount: number;
   /** Prune `seen` when it reaches this size (doubles with the live set: amortised O(1)). */
   seenPruneAt: number;
@@ -93,7 +135,7 @@ export function initialInstrumentContext(
     clockMs: null,
     latest: null,
     bars: Object.fromEntries(params.windows.map((w) => [w.name, []])),
-    seen: {},
+    seen: new SeenIds(),
     seenCount: 0,
     seenPruneAt: 256,
     changedBars: [],
@@ -210,22 +252,20 @@ export function advanceClock(ctx: InstrumentContext, clock: EventClock): void {
   if (moved || clock.quietMs !== null) closeBars(ctx, clock);
 }
 
+/** The context's `seen` in its live form (a restored context may hold the stored one). */
+function seenOf(ctx: InstrumentContext): SeenIds {
+  const seen = ctx.seen;
+  return seen instanceof SeenIds ? seen : (ctx.seen = SeenIds.from(seen));
+}
+
 /** Forgets event ids that can no longer be accepted (older than clock - lateness). */
 function pruneSeen(ctx: InstrumentContext): void {
   if (ctx.clockMs === null) return;
   const horizon = ctx.clockMs - ctx.params.allowedLatenessMs;
-  let count = 0;
-  const kept: Record<string, number> = {};
-  for (const id in ctx.seen) {
-    const t = ctx.seen[id]!;
-    if (t >= horizon) {
-      kept[id] = t;
-      count++;
-    }
-  }
-  ctx.seen = kept;
-  ctx.seenCount = count;
-  ctx.seenPruneAt = Math.max(256, 2 * count);
+  const seen = seenOf(ctx);
+  for (const [id, t] of seen) if (t < horizon) seen.delete(id);
+  ctx.seenCount = seen.size;
+  ctx.seenPruneAt = Math.max(256, 2 * seen.size);
 }
 
 /**
@@ -237,12 +277,12 @@ function pruneSeen(ctx: InstrumentContext): void {
 export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[]): void {
   ctx.rejected = [];
   const lateness = ctx.params.allowedLatenessMs;
+  const seen = seenOf(ctx);
   for (let index = 0; index < inputs.length; index++) {
     const { tick, clock } = inputs[index]!;
     advanceClock(ctx, clock);
     const t = tick.event_time_ms;
-    // hasOwn: ids such as "constructor" must not match Object.prototype members.
-    if (Object.hasOwn(ctx.seen, tick.event_id)) {
+    if (seen.has(tick.event_id)) {
       ctx.duplicates++;
       continue;
     }
@@ -254,7 +294,7 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
       });
       continue;
     }
-    ctx.seen[tick.event_id] = t;
+    seen.set(tick.event_id, t);
     ctx.seenCount++;
     ctx.applied++;
     for (const spec of ctx.params.windows) addToBar(ctx, spec, tick);

@@ -587,6 +587,33 @@ Deno.test("a restored actor keeps its state value, its clock and its dedup memor
   restored.stop();
 });
 
+Deno.test("the dedup memory is stored as flat arrays, and a snapshot of the older object form still dedups", () => {
+  const actor = start();
+  send(actor, [tick("a", T0 + 1 * SEC, 10), tick("b", T0 + 3 * SEC, 11)], at(T0 + 3 * SEC));
+  const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
+  actor.stop();
+  assert.deepEqual(persisted.context.seen, [T0 + 1 * SEC, ["a", "b"], [0, 2 * SEC]]);
+
+  // Snapshots written before kept `seen` as { event_id: event time }: still read.
+  const older = structuredClone(persisted);
+  older.context.seen = { a: T0 + 1 * SEC, b: T0 + 3 * SEC };
+  for (const snapshot of [persisted, older]) {
+    const restored = createActor(instrumentMachine, {
+      snapshot,
+      input: { instrumentId: ID, params: PARAMS },
+    }).start();
+    send(restored, [tick("b", T0 + 3 * SEC, 11), tick("c", T0 + 4 * SEC, 12)], at(T0 + 4 * SEC));
+    const ctx = restored.getSnapshot().context;
+    assert.equal(ctx.applied, 3);
+    assert.equal(ctx.duplicates, 1);
+    assert.equal(bar(restored, "1m", T0).count, 3);
+    // Written back in the flat form, whichever form it was read from.
+    const again = JSON.parse(JSON.stringify(restored.getPersistedSnapshot()));
+    assert.deepEqual(again.context.seen, [T0 + 1 * SEC, ["a", "b", "c"], [0, 2 * SEC, 3 * SEC]]);
+    restored.stop();
+  }
+});
+
 Deno.test("snapshot -> JSON -> restore mid-stream gives the same results as one actor fed everything", () => {
   const params = { ...PARAMS, allowedLatenessMs: 20 * SEC };
   const ticks = generateTicks({
