@@ -29,8 +29,8 @@ import {
 import { curveMachine } from "./curve_machine.ts";
 import type { EventClock } from "./event_clock.ts";
 
-export type ActorKind = "instrument" | "curve";
-export const ACTOR_KINDS: readonly ActorKind[] = ["instrument", "curve"];
+/** A kind's name (the kinds themselves: actors/kinds/registry.ts). */
+export type ActorKind = string;
 
 /** A decoded event with its position in the partition. */
 export interface KeyedEvent<T> {

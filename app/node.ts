@@ -35,6 +35,8 @@ import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { storedMaxVersions } from "../stores/projection_store.ts";
+import { kindSettings, storedShape } from "../actors/kinds/kind.ts";
+import { kindOf, KINDS } from "../actors/kinds/registry.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { storedActorCounter } from "../stores/stored_actors.ts";
 import { ActorConsumer } from "../supervisors/actor_consumer.ts";
@@ -100,10 +102,11 @@ export function startNode(
       : "actors",
   });
   for (const warning of tracing.warnings) logger.warn("tracing", { warning });
-  setStoredActorsSource(storedActorCounter(redis, {
-    instrument: keys.snapshotPattern("instrument"),
-    curve: keys.snapshotPattern("curve"),
-  }, { onError: (err) => logger.warn("counting stored actors failed", { err }) }));
+  setStoredActorsSource(storedActorCounter(
+    redis,
+    Object.fromEntries(KINDS.map((k) => [k.name, keys.snapshotPattern(k.name)])),
+    { onError: (err) => logger.warn("counting stored actors failed", { err }) },
+  ));
 
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
@@ -261,7 +264,11 @@ export function startNode(
         onFatal: fatal,
         onKeyEvents: (kind, key, count) => hotKeys.record(kind, key, count),
         versionFloor: (kind, ids) =>
-          storedMaxVersions({ config, redis, clickhouse, keys }, kind, ids),
+          storedMaxVersions(
+            { config, redis, clickhouse, keys },
+            storedShape(kindOf(kind), kindSettings(config)),
+            ids,
+          ),
       });
       await actors.start();
       replays.listen(); // shares of replay jobs that other nodes record for this one

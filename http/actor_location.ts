@@ -4,6 +4,7 @@
  * actor or the snapshot; the owner from this node's assignment or the node registry.
  */
 import type { ActorKind } from "../actors/actor_kinds.ts";
+import { kindOf } from "../actors/kinds/registry.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
 import type { Config } from "../config/config.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
@@ -29,7 +30,7 @@ export type ActorLocation =
 /** The normalized topic holding a kind's events (with the configured prefix). */
 export function topicOf(config: Config, kind: ActorKind): string {
   const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
-  return kind === "instrument" ? topics.normalizedTicks : topics.normalizedCurves;
+  return kindOf(kind).inputTopic(topics);
 }
 
 /** Finds a key; undefined when it has neither a live actor here nor a snapshot. */

@@ -1,13 +1,14 @@
 /** Path and query parameters of the actor endpoints, validated (400 with a code on bad input). */
-import { ACTOR_KINDS, type ActorKind } from "../actors/actor_kinds.ts";
+import type { ActorKind } from "../actors/actor_kinds.ts";
+import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import { HttpError } from "./errors.ts";
 
 const KEY_PATTERN = /^[A-Za-z0-9._:\-\/]{1,200}$/;
 const PREFIX_PATTERN = /^[A-Za-z0-9._:\-\/]{0,200}$/;
 
 export function parseKind(kind: string): ActorKind {
-  if (!(ACTOR_KINDS as readonly string[]).includes(kind)) {
-    throw new HttpError(400, "bad_kind", `kind must be one of ${ACTOR_KINDS.join(", ")}`);
+  if (!KIND_NAMES.includes(kind)) {
+    throw new HttpError(400, "bad_kind", `kind must be one of ${KIND_NAMES.join(", ")}`);
   }
   return kind as ActorKind;
 }

@@ -11,9 +11,12 @@
  */
 import type { Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { ACTOR_KINDS, type ActorKind } from "../actors/actor_kinds.ts";
+import type { ActorKind } from "../actors/actor_kinds.ts";
+import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
 import { withSpan } from "../observability/tracing.ts";
+import { kindSettings, storedShape } from "../actors/kinds/kind.ts";
+import { kindOf } from "../actors/kinds/registry.ts";
 import { deleteOlder, storedMaxVersions } from "../stores/projection_store.ts";
 import type { ActorConsumer, ResetOutcome } from "../supervisors/actor_consumer.ts";
 import { adminIdentity, parseRequestedBy } from "./admin_auth.ts";
@@ -104,7 +107,7 @@ export function actorRoutes(
       onlyQuery(c.req.query(), ["kind", "prefix", "limit"]);
       const kindParam = c.req.query("kind");
       const kinds = kindParam === undefined || kindParam === ""
-        ? ACTOR_KINDS
+        ? KIND_NAMES
         : [parseKind(kindParam)];
       const prefix = parsePrefix(c.req.query("prefix"));
       const limit = parseLimit(c.req.query("limit"), LIST_DEFAULT, LIST_MAX);
@@ -289,9 +292,10 @@ export function actorRoutes(
           clickhouse: deps.clickhouse,
           keys: deps.store.keys,
         };
+        const shape = storedShape(kindOf(kind), kindSettings(deps.config));
         let outcome: ResetOutcome;
         try {
-          const stored = (await storedMaxVersions(stores, kind, [key])).get(key) ?? 0;
+          const stored = (await storedMaxVersions(stores, shape, [key])).get(key) ?? 0;
           outcome = await consumer.reset(kind, key, where.partition, stored);
         } catch (err) {
           deps.logger.error("actor reset failed", { kind, key, partition: where.partition, err });
@@ -329,7 +333,7 @@ export function actorRoutes(
         const versionBase = outcome.versionBase;
         let cleared;
         try {
-          cleared = await deleteOlder(stores, kind, new Map([[key, versionBase]]));
+          cleared = await deleteOlder(stores, shape, new Map([[key, versionBase]]));
         } catch (err) {
           deps.logger.error("clearing projections after a reset failed", {
             kind,

@@ -3,6 +3,7 @@
  * counts, plus every node's ownership) and `GET /hot-keys?limit=&scope=node|cluster` (the
  * hottest keys by recent event rate; `cluster` merges every node's answer).
  */
+import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import type { Hono } from "hono";
 import { onlyQuery, parseLimit } from "./actor_params.ts";
 import { HttpError } from "./errors.ts";
@@ -18,8 +19,9 @@ export function clusterRoutes(deps: OperatorDeps) {
     app.get("/partitions", async (c) => {
       onlyQuery(c.req.query(), []);
       const partitions = deps.actors()?.partitionViews() ?? [];
-      const liveActors = { instrument: 0, curve: 0 };
-      for (const p of partitions) liveActors[p.kind] += p.live_actors;
+      // Every kind, zero when none of its actors lives here.
+      const liveActors: Record<string, number> = Object.fromEntries(KIND_NAMES.map((k) => [k, 0]));
+      for (const p of partitions) liveActors[p.kind] = (liveActors[p.kind] ?? 0) + p.live_actors;
       return c.json({
         node_id: deps.nodeId,
         partitions,

@@ -8,10 +8,12 @@
  */
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { kindOf, KINDS } from "../actors/kinds/registry.ts";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import { recordAudit } from "../stores/audit_log.ts";
+import { topicNames } from "../stores/kafka.ts";
 import type { Sql } from "../stores/postgres.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
 import type { ReplaySpec } from "../supervisors/replay.ts";
@@ -35,7 +37,7 @@ export interface ReplayRouteDeps {
 const KEY = z.string().min(1).max(200);
 
 const ReplayRequest = z.object({
-  kind: z.enum(["instrument", "curve"]),
+  kind: z.enum(KINDS.map((k) => k.name) as [string, ...string[]]),
   from_key: KEY.optional(),
   to_key: KEY.optional(),
   prefix: z.string().max(200).optional(),
@@ -88,11 +90,9 @@ export function replayRoutes(deps: ReplayRouteDeps) {
 
   /** Creates and starts a job, or throws 409 naming the overlapping job still running. */
   const startJob = async (spec: ReplaySpec, who: string) => {
-    const topicSuffix = spec.kind === "instrument"
-      ? "normalized.market.ticks.v1"
-      : "normalized.curves.v1";
+    const topic = kindOf(spec.kind).inputTopic(topicNames(deps.config.DATA_PROC_TOPIC_PREFIX));
     const nodes = await deps.nodes.list();
-    const owners = nodes.filter((n) => n.partitions.some((p) => p.topic.endsWith(topicSuffix)));
+    const owners = nodes.filter((n) => n.partitions.some((p) => p.topic === topic));
     if (owners.length === 0) {
       await recordAudit(deps.sql, {
         actor: who,

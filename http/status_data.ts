@@ -5,6 +5,7 @@
  * is bounded, and a part that cannot be read (Redis down) is reported as unavailable
  * instead of failing the page: an outage is when the page is needed most.
  */
+import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import type { HotKey, HotKeys } from "../observability/hot_keys.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorConsumer, PartitionView } from "../supervisors/actor_consumer.ts";
@@ -80,7 +81,7 @@ export interface StatusSnapshot {
   /** This node's partitions, plus other nodes' ones when the registry could be read. */
   partitions: { rows: PartitionRow[]; total: number };
   nodes: Part<{ rows: { node_id: string; url: string; partitions: number }[]; total: number }>;
-  live_actors: { instrument: number; curve: number };
+  live_actors: Record<string, number>;
   hot_keys: HotKey[];
   dlq: { stage: string; reason: string; count: number }[];
   replay_jobs: Part<ReplayJobSummary[]>;
@@ -164,8 +165,9 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusSnapshot> {
     })(),
     dlqCounts(),
   ]);
-  const liveActors = { instrument: 0, curve: 0 };
-  for (const p of local) liveActors[p.kind] += p.live_actors;
+  // Every kind, zero when none of its actors lives here.
+  const liveActors: Record<string, number> = Object.fromEntries(KIND_NAMES.map((k) => [k, 0]));
+  for (const p of local) liveActors[p.kind] = (liveActors[p.kind] ?? 0) + p.live_actors;
   const all = partitionRows(deps.nodeId, local, nodes.ok ? nodes.value : []);
   return {
     node_id: deps.nodeId,

@@ -10,7 +10,13 @@ import type { Redis } from "./redis.ts";
 import type { RedisKeys } from "./redis_keys.ts";
 import { sqlIdentifier, sqlNumber, sqlString } from "./sql.ts";
 
-type Kind = "instrument" | "curve";
+/** What the store needs of an actor kind (actors/kinds/kind.ts storedShape). */
+export interface StoredKind {
+  /** Projection keys of one actor key, without the Redis prefix. */
+  projectionKeys(key: string): string[];
+  /** Its table in the gold database, key column, and the time a replay cuts at. */
+  gold: { table: string; idColumn: string; timeColumn: string };
+}
 
 export interface ProjectionStoreDeps {
   config: Config;
@@ -37,22 +43,24 @@ end
 return deleted
 `;
 
-function goldTable(config: Config, kind: Kind): { table: string; id: string; time: string } {
+function goldTable(config: Config, kind: StoredKind): { table: string; id: string; time: string } {
   const gold = sqlIdentifier(config.DATA_PROC_CLICKHOUSE_GOLD_DB);
-  return kind === "instrument"
-    ? { table: `${gold}.bars`, id: "instrument_id", time: "start_ms" }
-    : { table: `${gold}.curves`, id: "curve_id", time: "event_time_ms" };
+  return {
+    table: `${gold}.${sqlIdentifier(kind.gold.table)}`,
+    id: sqlIdentifier(kind.gold.idColumn),
+    time: sqlIdentifier(kind.gold.timeColumn),
+  };
 }
 
 /** Every Redis projection key of one actor key. */
-export function projectionKeys(deps: ProjectionStoreDeps, kind: Kind, key: string): string[] {
-  return deps.keys.projectionsOf(kind, key, deps.config.DATA_PROC_BAR_WINDOWS.map((w) => w.name));
+export function projectionKeys(deps: ProjectionStoreDeps, kind: StoredKind, key: string): string[] {
+  return kind.projectionKeys(key).map((suffix) => deps.keys.prefixed(suffix));
 }
 
 /** The highest version stored for each key in its Redis projections and gold rows (0: none). */
 export async function storedMaxVersions(
   deps: ProjectionStoreDeps,
-  kind: Kind,
+  kind: StoredKind,
   keys: readonly string[],
 ): Promise<Map<string, number>> {
   const max = new Map<string, number>();
@@ -94,7 +102,7 @@ export interface DeletedOlder {
  */
 export async function deleteOlder(
   deps: ProjectionStoreDeps,
-  kind: Kind,
+  kind: StoredKind,
   bases: ReadonlyMap<string, number>,
   fromMs = 0,
 ): Promise<DeletedOlder> {

@@ -5,12 +5,6 @@ export function redisKeys(prefix: string, groupId: string) {
     projectionBar: (resolution: string, instrumentId: string) =>
       `${prefix}projection:bar:${resolution}:${instrumentId}`,
     projectionCurve: (curveId: string) => `${prefix}projection:curve:${curveId}`,
-    /** Every projection key of one actor key (an instrument has one bar key per window). */
-    projectionsOf: (kind: "instrument" | "curve", key: string, windowNames: readonly string[]) =>
-      kind === "curve" ? [`${prefix}projection:curve:${key}`] : [
-        `${prefix}projection:latest:${key}`,
-        ...windowNames.map((w) => `${prefix}projection:bar:${w}:${key}`),
-      ],
     /** Raw suffix form used by actor outputs (`projection:...`). */
     prefixed: (suffix: string) => `${prefix}${suffix}`,
     snapshot: (kind: string, key: string) => `${prefix}snapshot:${kind}:${key}`,

@@ -13,10 +13,10 @@
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import { Partitioners } from "kafkajs";
 import type { Config } from "../config/config.ts";
-import { curveAdapter, instrumentAdapter, type KindAdapter } from "../actors/actor_kinds.ts";
-import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
+import type { ActorKind, KindAdapter } from "../actors/actor_kinds.ts";
+import { type ActorKindDefinition, kindSettings } from "../actors/kinds/kind.ts";
+import { KINDS } from "../actors/kinds/registry.ts";
 import type { PersistedPartition } from "../messages/partition_state.ts";
-import { isNormalizedTick, NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import { withSpan } from "../observability/tracing.ts";
@@ -44,14 +44,16 @@ export interface ActorConsumerDeps {
   onFatal?: (err: unknown) => void;
   /** Told how many events each key received in a batch (hot-key tracking). */
   onKeyEvents?: (kind: string, key: string, count: number) => void;
+  /** The actor kinds to run (default: every kind of actors/kinds/registry.ts). */
+  kinds?: readonly ActorKindDefinition[];
   /** The highest version the sinks hold per key (see PartitionOptions.versionFloor). */
-  versionFloor?: (kind: "instrument" | "curve", keys: string[]) => Promise<Map<string, number>>;
+  versionFloor?: (kind: string, keys: string[]) => Promise<Map<string, number>>;
 }
 
 export interface PartitionView {
   topic: string;
   partition: number;
-  kind: "instrument" | "curve";
+  kind: ActorKind;
   epoch: number;
   processed_offset: number;
   live_actors: number;
@@ -103,19 +105,21 @@ export class ActorConsumer {
   #capFlush: Promise<void> | null = null;
   #snapshotRequested = false;
   #lastSnapshotMs = 0;
-  #instruments: KindAdapter<NormalizedTick>;
-  #curves: KindAdapter<NormalizedCurvePoint>;
+  /** Each kind by the topic its events come from, with the adapter of its machines. */
+  readonly #kinds: Map<string, { kind: ActorKindDefinition; adapter: KindAdapter<unknown> }>;
   readonly #sinks: FlushSinks;
 
   constructor(deps: ActorConsumerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
     this.#topics = topicNames(deps.config.DATA_PROC_TOPIC_PREFIX);
-    this.#instruments = instrumentAdapter({
-      windows: deps.config.DATA_PROC_BAR_WINDOWS,
-      allowedLatenessMs: deps.config.DATA_PROC_ALLOWED_LATENESS_MS,
-    });
-    this.#curves = curveAdapter();
+    const settings = kindSettings(deps.config);
+    this.#kinds = new Map(
+      (deps.kinds ?? KINDS).map((kind) => [
+        kind.inputTopic(this.#topics),
+        { kind, adapter: kind.adapter(settings) },
+      ]),
+    );
     this.#consumer = deps.kafka.consumer({
       groupId: `${deps.config.DATA_PROC_GROUP_ID}.actors`,
       sessionTimeout: 10_000,
@@ -153,7 +157,7 @@ export class ActorConsumer {
   }
 
   /** Finds the partition supervisor that holds (or would hold) a live key. */
-  findLive(kind: "instrument" | "curve", key: string) {
+  findLive(kind: ActorKind, key: string) {
     for (const p of this.#partitions.values()) {
       if (p.kind !== kind) continue;
       const actor = p.actor(key);
@@ -192,7 +196,7 @@ export class ActorConsumer {
     await this.#producer.connect();
     await this.#consumer.connect();
     await this.#consumer.subscribe({
-      topics: [this.#topics.normalizedTicks, this.#topics.normalizedCurves],
+      topics: [...this.#kinds.keys()],
       fromBeginning: true,
     });
     await this.#consumer.run({
@@ -281,26 +285,23 @@ export class ActorConsumer {
       ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
       onWindowClosed: () => this.requestFlush(),
     };
-    const floor = (kind: "instrument" | "curve") => {
-      const versionFloor = this.#d.versionFloor;
-      return versionFloor ? { versionFloor: (keys: string[]) => versionFloor(kind, keys) } : {};
-    };
-    return topic === this.#topics.normalizedTicks
-      ? new PartitionSupervisor({
-        ...common,
-        ...floor("instrument"),
-        adapter: this.#instruments,
-        schema: NormalizedTick,
-        fastCheck: isNormalizedTick,
-        keyOf: (t: NormalizedTick) => t.instrument_id,
-      })
-      : new PartitionSupervisor({
-        ...common,
-        ...floor("curve"),
-        adapter: this.#curves,
-        schema: NormalizedCurvePoint,
-        keyOf: (p: NormalizedCurvePoint) => p.curve_id,
-      });
+    const { kind, adapter } = this.#kindOfTopic(topic);
+    const versionFloor = this.#d.versionFloor;
+    return new PartitionSupervisor({
+      ...common,
+      ...(versionFloor ? { versionFloor: (keys: string[]) => versionFloor(kind.name, keys) } : {}),
+      adapter,
+      schema: kind.schema,
+      ...(kind.fastCheck ? { fastCheck: kind.fastCheck } : {}),
+      keyOf: kind.keyOf,
+    });
+  }
+
+  /** The kind whose events a topic carries, and the adapter of its machines. */
+  #kindOfTopic(topic: string) {
+    const entry = this.#kinds.get(topic);
+    if (!entry) throw new Error(`no actor kind reads ${topic}`);
+    return entry;
   }
 
   async #eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -382,10 +383,9 @@ export class ActorConsumer {
   }
 
   /** The owned partition supervisor of a kind holding `partition`, if this node owns it. */
-  ownedPartition(kind: "instrument" | "curve", partition: number): AnyPartition | undefined {
-    const topic = kind === "instrument"
-      ? this.#topics.normalizedTicks
-      : this.#topics.normalizedCurves;
+  ownedPartition(kind: string, partition: number): AnyPartition | undefined {
+    const topic = [...this.#kinds].find(([, k]) => k.kind.name === kind)?.[0];
+    if (topic === undefined) return undefined;
     const p = this.#partitions.get(`${topic}:${partition}`);
     return p?.alive ? p : undefined;
   }
@@ -397,7 +397,7 @@ export class ActorConsumer {
    * flush stored the reset (the owner then holds the state from before it).
    */
   async reset(
-    kind: "instrument" | "curve",
+    kind: ActorKind,
     key: string,
     partition: number,
     storedVersion: number,
@@ -612,10 +612,11 @@ export class ActorConsumer {
   }
 
   #updateActorGauges(): void {
-    const counts = { instrument: 0, curve: 0 };
-    for (const p of this.#partitions.values()) counts[p.kind] += p.liveActors;
-    metrics.liveActors.labels("instrument").set(counts.instrument);
-    metrics.liveActors.labels("curve").set(counts.curve);
+    const counts = new Map([...this.#kinds.values()].map(({ kind }) => [kind.name, 0]));
+    for (const p of this.#partitions.values()) {
+      counts.set(p.kind, (counts.get(p.kind) ?? 0) + p.liveActors);
+    }
+    for (const [kind, n] of counts) metrics.liveActors.labels(kind).set(n);
   }
 
   /**

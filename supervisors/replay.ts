@@ -14,7 +14,9 @@
  * log, so every bar, latest price, curve and the dedup memory equal a full rebuild.
  */
 import type { Kafka, KafkaMessage } from "kafkajs";
-import type { ActorKind, ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
+import type { ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
+import { type ActorKindDefinition, kindSettings, storedShape } from "../actors/kinds/kind.ts";
+import { kindOf } from "../actors/kinds/registry.ts";
 import type { KeyActor } from "../actors/key_actor.ts";
 import type { Config } from "../config/config.ts";
 import {
@@ -26,8 +28,6 @@ import {
 import { decodeJson } from "../messages/decode.ts";
 import type { ClockState } from "../messages/partition_state.ts";
 import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
-import { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
-import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type ClickHouseClient, queryRows } from "../stores/clickhouse.ts";
 import {
@@ -44,7 +44,7 @@ import type { PartitionSupervisor } from "./partition_supervisor.ts";
 import { sleep } from "../timing/sleep.ts";
 
 export interface ReplaySpec {
-  kind: ActorKind;
+  kind: string;
   fromKey?: string;
   toKey?: string;
   prefix?: string;
@@ -128,7 +128,7 @@ type AnyPartition = PartitionSupervisor<any>;
 
 /** Partitions restarted or moved before the rebuilt state was stored: nothing was replaced. */
 export class PartitionsMovedError extends Error {
-  constructor(readonly kind: ActorKind, readonly partitions: number[]) {
+  constructor(readonly kind: string, readonly partitions: number[]) {
     super(
       `${kind} partitions ${partitions.join(", ")} moved or restarted before the rebuilt state ` +
         "was stored; their stored results are unchanged",
@@ -165,6 +165,8 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
     throw err;
   }
   const result: ReplayResult = { partitions: [], keys: [], events: 0, differences: [] };
+  const kind = kindOf(spec.kind);
+  const from = replacedFrom(spec, deps.config);
   let rebuilt: Map<AnyPartition, PartitionRebuild>;
   const bases = new Map<string, number>();
   try {
@@ -176,17 +178,14 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
         actor.advance(r.clockAtEnd);
         const acc = r.outputs.get(key)!;
         acc.add(actor.collect());
-        const out = filterBefore(acc.outputs(), replacedFrom(spec, deps.config));
+        const out = filterBefore(acc.outputs(), from, kind.gold.timeColumn);
         outputsByKey.set(key, out);
         bases.set(key, r.bases.get(key)!);
         if (!spec.dryRun) actor.carry(out);
       }
     }
     result.keys = [...outputsByKey.keys()].sort();
-    if (spec.dryRun) {
-      const from = replacedFrom(spec, deps.config);
-      result.differences = await differences(deps, spec.kind, outputsByKey, from);
-    }
+    if (spec.dryRun) result.differences = await differences(deps, kind, outputsByKey, from);
     deps.signal?.throwIfAborted();
   } catch (err) {
     await releaseAll();
@@ -201,8 +200,12 @@ export async function replayOnNode(deps: ReplayDeps, spec: ReplaySpec): Promise<
   const moved = parts.filter((p) => !p.alive).map((p) => p.partition);
   if (moved.length > 0) throw new PartitionsMovedError(spec.kind, moved);
   // The new state is durable: what it did not write again is stale.
-  await deleteOlder(projectionStore(deps), spec.kind, bases, replacedFrom(spec, deps.config));
+  await deleteOlder(projectionStore(deps), storedShapeOf(kind, deps), bases, from);
   return result;
+}
+
+function storedShapeOf(kind: ActorKindDefinition, deps: Pick<ReplayDeps, "config">) {
+  return storedShape(kind, kindSettings(deps.config));
 }
 
 function projectionStore(deps: ReplayDeps): ProjectionStoreDeps {
@@ -214,26 +217,27 @@ function projectionStore(deps: ReplayDeps): ProjectionStoreDeps {
   };
 }
 
-/**
- * Gold rows at or after this time are written again (0: all): bars from the start of the
- * largest window holding `fromTimeMs` (whole windows only), curve points from `fromTimeMs`.
- */
+/** Gold rows at or after this time are written again (0: all); the kind decides its cut. */
 function replacedFrom(spec: ReplaySpec, config: Config): number {
-  if (spec.fromTimeMs <= 0) return 0;
-  if (spec.kind === "curve") return spec.fromTimeMs;
-  const largest = Math.max(...config.DATA_PROC_BAR_WINDOWS.map((w) => w.ms));
-  return Math.floor(spec.fromTimeMs / largest) * largest;
+  return kindOf(spec.kind).replacedFrom(spec.fromTimeMs, kindSettings(config));
 }
 
-/** Keeps the gold rows a replay from a time writes again; projections are always rewritten. */
-function filterBefore(out: ActorOutputs, from: number): ActorOutputs {
+/**
+ * Keeps the gold rows (and final-bar messages) a replay from a time writes again: those
+ * whose time, in the kind's gold time column, is at or after `from`. Projections and what
+ * carries no such time are always rewritten.
+ */
+function filterBefore(out: ActorOutputs, from: number, timeColumn: string): ActorOutputs {
   if (from <= 0) return out;
-  const keep = (at: unknown) => typeof at !== "number" || at >= from;
+  const keep = (row: Record<string, unknown>) => {
+    const at = row[timeColumn];
+    return typeof at !== "number" || at >= from;
+  };
   return {
     projections: out.projections,
-    barRows: out.barRows.filter((r) => keep(r.start_ms)),
-    curveRows: out.curveRows.filter((r) => keep(r.event_time_ms)),
-    messages: out.messages.filter((m) => m.topic !== "bars" || keep(JSON.parse(m.value).start_ms)),
+    barRows: out.barRows.filter(keep),
+    curveRows: out.curveRows.filter(keep),
+    messages: out.messages.filter((m) => keep(JSON.parse(m.value))),
   };
 }
 
@@ -337,11 +341,7 @@ async function rebuildFromLog(
   };
   deps.onProgress?.({ ...progress });
 
-  const schema = spec.kind === "instrument" ? NormalizedTick : NormalizedCurvePoint;
-  const keyOf = (v: unknown) =>
-    spec.kind === "instrument"
-      ? (v as NormalizedTick).instrument_id
-      : (v as NormalizedCurvePoint).curve_id;
+  const { schema, keyOf } = kindOf(spec.kind);
   const consumer = deps.kafka.consumer({
     groupId: `${deps.config.DATA_PROC_GROUP_ID}.replay.${crypto.randomUUID()}`,
     maxWaitTimeInMs: 100,
@@ -448,14 +448,18 @@ async function rebuildFromLog(
  */
 async function applyBatch(
   deps: ReplayDeps,
-  kind: ActorKind,
+  kind: string,
   r: Reading,
   byKey: Map<string, KeyedEvent<unknown>[]>,
 ): Promise<void> {
   const { actors, bases, outputs } = r.rebuild;
   const fresh = [...byKey.keys()].filter((k) => !actors.has(k));
   if (fresh.length > 0) {
-    const stored = await storedMaxVersions(projectionStore(deps), kind, fresh);
+    const stored = await storedMaxVersions(
+      projectionStore(deps),
+      storedShapeOf(kindOf(kind), deps),
+      fresh,
+    );
     for (const key of fresh) {
       const base = Math.max(await r.p.maxVersion(key), stored.get(key) ?? 0) + 1;
       bases.set(key, base);
@@ -502,19 +506,22 @@ function compareObjects(
  */
 async function differences(
   deps: ReplayDeps,
-  kind: ActorKind,
+  kind: ActorKindDefinition,
   outputsByKey: Map<string, ActorOutputs>,
   from: number,
 ): Promise<ReplayDifference[]> {
   const out: ReplayDifference[] = [];
   const prefix = deps.config.DATA_PROC_REDIS_PREFIX;
   const gold = sqlIdentifier(deps.config.DATA_PROC_CLICKHOUSE_GOLD_DB);
+  const { table, idColumn, timeColumn } = kind.gold;
+  const { columns, idOf, valuesOf } = kind.goldComparison;
   const stores = projectionStore(deps);
   for (const [key, outputs] of outputsByKey) {
     const rebuiltProjections = new Map(
       outputs.projections.map((p) => [p.key, JSON.parse(p.value)]),
     );
-    const keys = projectionKeys(stores, kind, key).map((k) => k.slice(prefix.length));
+    const keys = projectionKeys(stores, storedShapeOf(kind, deps), key)
+      .map((k) => k.slice(prefix.length));
     const stored = await deps.redis.mget(keys.map((k) => prefix + k));
     keys.forEach((k, i) => {
       const rebuilt = rebuiltProjections.get(k) ?? null;
@@ -522,51 +529,27 @@ async function differences(
       if (rebuilt === null && current === null) return;
       compareObjects(key, k, current, rebuilt, out);
     });
-    if (kind === "instrument") {
-      const rows = await queryRows<Record<string, unknown>>(
-        deps.clickhouse,
-        `SELECT resolution, start_ms, open, high, low, close, volume, vwap, count
-         FROM ${gold}.bars FINAL
-         WHERE instrument_id = ${sqlString(key)} AND start_ms >= ${sqlNumber(from)}`,
+    const rows = await queryRows<Record<string, unknown>>(
+      deps.clickhouse,
+      `SELECT ${columns} FROM ${gold}.${sqlIdentifier(table)} FINAL
+       WHERE ${sqlIdentifier(idColumn)} = ${sqlString(key)}
+         AND ${sqlIdentifier(timeColumn)} >= ${sqlNumber(from)}`,
+    );
+    const storedRows = new Map(rows.map((r) => [idOf(r), r]));
+    const rebuiltRows = new Map(
+      [...outputs.barRows, ...outputs.curveRows].map((r) => [idOf(r), r]),
+    );
+    for (const id of new Set([...storedRows.keys(), ...rebuiltRows.keys()])) {
+      const s = storedRows.get(id);
+      const r = rebuiltRows.get(id);
+      // Named by the contract's table name, whatever the configured database.
+      compareObjects(
+        key,
+        `gold.${table} ${id}`,
+        s ? valuesOf(s) : null,
+        r ? valuesOf(r) : null,
+        out,
       );
-      const storedRows = new Map(rows.map((r) => [`${r.resolution}|${r.start_ms}`, r]));
-      const rebuiltRows = new Map(outputs.barRows.map((r) => [`${r.resolution}|${r.start_ms}`, r]));
-      for (const id of new Set([...storedRows.keys(), ...rebuiltRows.keys()])) {
-        const s = storedRows.get(id);
-        const r = rebuiltRows.get(id);
-        const norm = (row: Record<string, unknown> | undefined) =>
-          row
-            ? {
-              open: Number(row.open),
-              high: Number(row.high),
-              low: Number(row.low),
-              close: Number(row.close),
-              volume: Number(row.volume),
-              vwap: Number(row.vwap),
-              count: Number(row.count),
-            }
-            : null;
-        compareObjects(key, `gold.bars ${id}`, norm(s), norm(r), out);
-      }
-    } else {
-      const rows = await queryRows<Record<string, unknown>>(
-        deps.clickhouse,
-        `SELECT toString(as_of) AS as_of, tenor, price FROM ${gold}.curves FINAL
-         WHERE curve_id = ${sqlString(key)} AND event_time_ms >= ${sqlNumber(from)}`,
-      );
-      const storedRows = new Map(rows.map((r) => [`${r.as_of}|${r.tenor}`, r]));
-      const rebuiltRows = new Map(outputs.curveRows.map((r) => [`${r.as_of}|${r.tenor}`, r]));
-      for (const id of new Set([...storedRows.keys(), ...rebuiltRows.keys()])) {
-        const s = storedRows.get(id);
-        const r = rebuiltRows.get(id);
-        compareObjects(
-          key,
-          `gold.curves ${id}`,
-          s ? { price: Number(s.price) } : null,
-          r ? { price: Number(r.price) } : null,
-          out,
-        );
-      }
     }
   }
   return out;
