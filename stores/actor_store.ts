@@ -56,6 +56,12 @@ return written
 
 /** Projections plus snapshots per Lua call. */
 const FLUSH_CHUNK = 1000;
+/**
+ * Bytes of values per Lua call: the client encodes a call's arguments in one synchronous
+ * step and Redis runs the script in one, so a call of a thousand large snapshots would
+ * stall both for tens of ms.
+ */
+const FLUSH_CHUNK_BYTES = 512 * 1024;
 
 export interface FlushWrite {
   projections: { key: string; order: number; version: number; value: string }[];
@@ -189,10 +195,20 @@ export class ActorStore {
     const projections = write.projections;
     const snapshots = write.snapshots;
     for (let p = 0, s = 0; p < projections.length || s < snapshots.length || p + s === 0;) {
-      const chunkP = projections.slice(p, p + FLUSH_CHUNK);
-      const chunkS = snapshots.slice(s, s + Math.max(0, FLUSH_CHUNK - chunkP.length));
-      p += chunkP.length;
-      s += chunkS.length;
+      // At least one entry per call; then up to FLUSH_CHUNK entries or FLUSH_CHUNK_BYTES.
+      let bytes = 0;
+      let endP = p;
+      while (endP < projections.length && endP - p < FLUSH_CHUNK && bytes < FLUSH_CHUNK_BYTES) {
+        bytes += projections[endP++]!.value.length;
+      }
+      let endS = s;
+      while (
+        endS < snapshots.length && endP - p + endS - s < FLUSH_CHUNK && bytes < FLUSH_CHUNK_BYTES
+      ) bytes += snapshots[endS++]!.value.length;
+      const chunkP = projections.slice(p, endP);
+      const chunkS = snapshots.slice(s, endS);
+      p = endP;
+      s = endS;
       const keys = [this.#keys.fence(topic, partition)];
       const args: (string | number)[] = [String(epoch), chunkP.length];
       for (const x of chunkP) {

@@ -6,6 +6,7 @@
  * that crashes it every time is a poison event and goes to the DLQ.
  */
 import type { KafkaMessage } from "kafkajs";
+import { setImmediate } from "node:timers";
 import type { z } from "zod";
 import type { ActorOutputs, KeyedEvent, KindAdapter } from "../actors/actor_kinds.ts";
 import {
@@ -31,7 +32,6 @@ import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
-import { sleep } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
 
 export interface PartitionOptions<T> {
@@ -95,8 +95,20 @@ export class PartitionEscalation extends Error {
 }
 
 const STAGE = "aggregate";
-/** Actors collected between two yields to the event loop while a flush is planned. */
-const PLAN_CHUNK = 250;
+/**
+ * Synchronous work between two yields to the event loop, while a batch is applied or a
+ * flush planned: other partitions' batches, fetches and the flush interleave at this grain,
+ * so no event waits behind more than a few slices.
+ */
+const SLICE_MS = 4;
+
+/**
+ * Lets pending I/O and other tasks run. Not `sleep(0)`: a timer set from a timer callback
+ * is clamped to >= 4 ms after a few nested ones, which would idle the loop at every yield.
+ */
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 /** Wall-clock time between two clock checkpoints of a partition. */
 const CLOCK_CHECKPOINT_EVERY_MS = 60_000;
 
@@ -216,7 +228,6 @@ export class PartitionSupervisor<T> {
     }
 
     let applied = 0;
-    const latency = metrics.processingLatency.labels(STAGE);
     if (segments.some((s) => s.clockAfter?.quietMs != null)) {
       // Quiet close holds only while every source is idle: apply segment by segment, so each
       // key meets every quiet time that came and went in this batch in partition order.
@@ -233,11 +244,6 @@ export class PartitionSupervisor<T> {
       if (!this.#alive) return;
     }
     const done = this.#o.now();
-    for (const segment of segments) {
-      for (const events of segment.byKey.values()) {
-        for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
-      }
-    }
     metrics.events.labels(STAGE, "applied").inc(applied);
     // Only a batch applied whole moves the clock: a batch that failed midway is fetched
     // again and its events must meet the clock at their own offsets once more.
@@ -302,7 +308,12 @@ export class PartitionSupervisor<T> {
     return { segments, raw, keys, clock: { state, includes, current: clock } };
   }
 
-  /** Applies one segment's events key by key; returns how many were queued. */
+  /**
+   * Applies one segment's events key by key, in slices of SLICE_MS that yield to the event
+   * loop (a fetched batch can hold thousands of events); returns how many were queued. The
+   * batch keeps the partition (#serial) meanwhile: nothing else of it interleaves. Each
+   * slice's events are observed as applied when the slice ends.
+   */
   async #applyEvents(
     byKey: Map<string, KeyedEvent<T>[]>,
     raw: Map<number, KafkaMessage>,
@@ -310,7 +321,16 @@ export class PartitionSupervisor<T> {
   ): Promise<number> {
     let applied = 0;
     let closed = false;
+    const slice: KeyedEvent<T>[][] = [];
+    let sliceStart = performance.now();
     for (const [key, events] of byKey) {
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        this.#observeApplied(slice);
+        await yieldToLoop();
+        if (!this.#alive) return applied;
+        sliceStart = performance.now();
+      }
+      slice.push(events);
       this.#o.onKeyEvents?.(this.kind, key, events.length);
       const actor = this.#actors.get(key)!;
       let queued = 0;
@@ -326,8 +346,19 @@ export class PartitionSupervisor<T> {
       applied += queued;
       closed ||= actor.windowClosed;
     }
+    this.#observeApplied(slice);
     if (closed) this.#o.onWindowClosed?.();
     return applied;
+  }
+
+  /** Kafka append -> applied, for the events of a slice just applied (then empties it). */
+  #observeApplied(slice: KeyedEvent<T>[][]): void {
+    const latency = metrics.processingLatency.labels(STAGE);
+    const done = this.#o.now();
+    for (const events of slice) {
+      for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
+    }
+    slice.length = 0;
   }
 
   /**
@@ -530,7 +561,9 @@ export class PartitionSupervisor<T> {
     for (const event of batch) {
       let ok = false;
       for (let attempt = 1; attempt <= retries && !ok; attempt++) {
-        const actor = this.#spawn(key, stored, now);
+        // A restored machine works on the snapshot's own context object: each attempt
+        // starts from a copy, or the next one would start where this one crashed.
+        const actor = this.#spawn(key, structuredClone(stored), now);
         actor.restarts = restarts;
         try {
           for (const e of [...replayLog, ...accepted]) actor.enqueue(e);
@@ -553,7 +586,7 @@ export class PartitionSupervisor<T> {
     // Rebuild once more from the events that applied cleanly: the actor left in the map
     // by the last attempt may be a stopped, crashed one.
     this.#actors.get(key)?.stop();
-    const actor = this.#spawn(key, stored, now);
+    const actor = this.#spawn(key, structuredClone(stored), now);
     actor.restarts = restarts;
     for (const e of [...replayLog, ...accepted]) actor.enqueue(e);
     actor.drain(now);
@@ -640,9 +673,13 @@ export class PartitionSupervisor<T> {
     const outputs: ActorOutputs = { projections: [], barRows: [], curveRows: [], messages: [] };
     const snapshots: { key: string; value: string }[] = [];
     const flushedKeys: string[] = [];
+    let sliceStart = performance.now();
     for (let i = 0; i < dirty.length; i++) {
       // Serialising thousands of snapshots at once would stall every partition: yield.
-      if (i > 0 && i % PLAN_CHUNK === 0) await sleep(0);
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
       const actor = dirty[i]!;
       if (actor.stopped || !actor.dirty) continue; // crashed and rebuilt, or passivated
       const out = actor.collect();
