@@ -17,6 +17,7 @@ import { countSinkFailure } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
 import { sendChunked, type topicNames } from "../stores/kafka.ts";
+import type { ActorOutputs } from "../actors/actor_kinds.ts";
 import type { PartitionFlushPlan } from "./partition_supervisor.ts";
 
 /** What a flush needs of a partition: where it is, which epoch it holds, whether it lives. */
@@ -91,8 +92,19 @@ export async function runFlush<P extends FlushedPartition>(
   return { stored, fenced, timings: { sunkMs } };
 }
 
+/**
+ * Writes gold rows and Kafka outputs outside a flush: a replay's settled bars, written as it
+ * rebuilds (idempotent by id and version, so writing them again is harmless).
+ */
+export function writeOutputs(sinks: FlushSinks, outputs: ActorOutputs): Promise<void> {
+  return writeSinks(sinks, [{ outputs, dlq: [] }]);
+}
+
 /** Kafka outputs and DLQ records, and ClickHouse gold rows, of every plan at once. */
-async function writeSinks(sinks: FlushSinks, plans: readonly PartitionFlushPlan[]) {
+async function writeSinks(
+  sinks: FlushSinks,
+  plans: readonly Pick<PartitionFlushPlan, "outputs" | "dlq">[],
+) {
   const topicOf = {
     bars: sinks.topics.bars,
     latestPrice: sinks.topics.latestPrice,

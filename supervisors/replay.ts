@@ -14,6 +14,7 @@
  * log, so every bar, latest price, curve and the dedup memory equal a full rebuild.
  */
 import type { Kafka, KafkaMessage } from "kafkajs";
+import { setImmediate } from "node:timers";
 import type { ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
 import { type ActorKindDefinition, kindSettings, storedShape } from "../actors/kinds/kind.ts";
 import { kindOf } from "../actors/kinds/registry.ts";
@@ -266,6 +267,26 @@ class OutputsByIdentity {
     }
   }
 
+  /**
+   * Takes the final bars (rows and their messages): they are written as the rebuild goes. A
+   * later correction of one adds it again, with a higher version, to be written again.
+   */
+  takeSettled(): { barRows: Record<string, unknown>[]; messages: ActorOutputs["messages"] } {
+    const barRows: Record<string, unknown>[] = [];
+    const messages: ActorOutputs["messages"] = [];
+    for (const [id, row] of this.#barRows) {
+      if (row.final !== 1) continue;
+      barRows.push(row);
+      this.#barRows.delete(id);
+      const message = this.#messages.get(`bars|${id}`);
+      if (message) {
+        messages.push(message);
+        this.#messages.delete(`bars|${id}`);
+      }
+    }
+    return { barRows, messages };
+  }
+
   outputs(): ActorOutputs {
     return {
       projections: [...this.#projections.values()],
@@ -274,6 +295,49 @@ class OutputsByIdentity {
       messages: [...this.#messages.values()],
     };
   }
+}
+
+/** Final bars written per chunk while a replay rebuilds (bounded memory, small swap flush). */
+const SETTLED_CHUNK = 5000;
+
+/**
+ * Writes the bars a rebuild has made final to ClickHouse and Kafka as it goes, instead of
+ * carrying a whole history into the flush that swaps the actors in (a week of 1m bars for 100
+ * keys is a million rows: one flush of them stalls the node past its group session). They
+ * carry versions above everything stored, so they win, and writing one again is harmless.
+ */
+class SettledWriter {
+  #rows: Record<string, unknown>[] = [];
+  #messages: ActorOutputs["messages"] = [];
+
+  constructor(
+    readonly write: (outputs: ActorOutputs) => Promise<void>,
+    readonly from: number,
+    readonly timeColumn: string,
+  ) {}
+
+  add(settled: ReturnType<OutputsByIdentity["takeSettled"]>): void {
+    for (const r of settled.barRows) this.#rows.push(r);
+    for (const m of settled.messages) this.#messages.push(m);
+  }
+
+  /** Writes what is pending once a chunk is full (or now, with `all`). */
+  async flush(all = false): Promise<void> {
+    if (this.#rows.length === 0 || (!all && this.#rows.length < SETTLED_CHUNK)) return;
+    const outputs = filterBefore(
+      { projections: [], barRows: this.#rows, curveRows: [], messages: this.#messages },
+      this.from,
+      this.timeColumn,
+    );
+    this.#rows = [];
+    this.#messages = [];
+    await this.write(outputs);
+  }
+}
+
+/** Lets I/O and timers run: back-to-back fetched batches would otherwise chain as microtasks. */
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A partition being read: where it starts and ends, its clock, and its rebuilt keys. */
@@ -348,6 +412,13 @@ async function rebuildFromLog(
   });
   const started = Date.now();
   const maxRate = deps.config.DATA_PROC_REPLAY_MAX_RECORDS_PER_S;
+  // A dry run writes nothing; it compares every rebuilt row at the end.
+  const kind = kindOf(spec.kind);
+  const settled = spec.dryRun ? null : new SettledWriter(
+    (outputs) => deps.consumer.writeOutputs(outputs),
+    kind.replacedFrom(spec.fromTimeMs, kindSettings(deps.config)),
+    kind.gold.timeColumn,
+  );
   await consumer.connect();
   try {
     let resolveDone: () => void = () => {};
@@ -396,6 +467,10 @@ async function rebuildFromLog(
         }
         try {
           await applyBatch(deps, spec.kind, r, byKey);
+          if (settled) {
+            for (const key of byKey.keys()) settled.add(r.rebuild.outputs.get(key)!.takeSettled());
+            await settled.flush();
+          }
         } catch (err) {
           return rejectDone(err);
         }
@@ -410,10 +485,11 @@ async function rebuildFromLog(
         }
         progress.keys = [...reading.values()].reduce((n, x) => n + x.rebuild.actors.size, 0);
         deps.onProgress?.({ ...progress });
-        if (maxRate > 0) {
-          const ahead = (1000 * progress.recordsRead) / maxRate - (Date.now() - started);
-          if (ahead > 0) await sleep(ahead, deps.signal);
-        }
+        const ahead = maxRate > 0
+          ? (1000 * progress.recordsRead) / maxRate - (Date.now() - started)
+          : 0;
+        if (ahead > 0) await sleep(ahead, deps.signal);
+        else await yieldToLoop();
       },
     }).catch(rejectDone);
     await joined;
@@ -431,6 +507,7 @@ async function rebuildFromLog(
     deps.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await done;
+      await settled?.flush(true);
     } finally {
       clearInterval(stalled);
       deps.signal?.removeEventListener("abort", onAbort);
