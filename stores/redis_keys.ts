@@ -18,6 +18,8 @@ export function redisKeys(prefix: string, groupId: string) {
       `${prefix}clock:${groupId}:${topic}:${partition}`,
     node: (nodeId: string) => `${prefix}node:${groupId}:${nodeId}`,
     nodePattern: () => `${prefix}node:${groupId}:*`,
+    /** The ids of announced nodes, scored by when their entry expires (a sorted set). */
+    nodeIndex: () => `${prefix}nodes:${groupId}`,
     replayJob: (id: string) => `${prefix}replay:${groupId}:${id}`,
     /** Held while a replay job is created, so overlapping jobs of a kind cannot both start. */
     replayLock: (kind: string) => `${prefix}replay-lock:${groupId}:${kind}`,

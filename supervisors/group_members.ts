@@ -15,42 +15,54 @@ export function clientIdOf(nodeId: string): string {
 export interface GroupMembersOptions {
   admin: Admin;
   groupIds: string[];
-  /** How long one look at the groups is reused (ms). */
+  /** How long one look at the groups is used before a new one is taken (ms). */
   cacheMs?: number;
+  /** How old a look may be and still be used while a new one is taken (ms). */
+  maxAgeMs?: number;
   resolve?: (host: string) => Promise<string[]>;
 }
 
 export class GroupMembers {
   readonly #o: GroupMembersOptions;
-  #cached: { at: number; members: Promise<Map<string, Set<string>>> } | null = null;
+  /** The last look at the groups and when it was taken. */
+  #known: { at: number; members: Map<string, Set<string>> } | null = null;
+  #looking: Promise<void> | null = null;
 
   constructor(options: GroupMembersOptions) {
     this.#o = options;
   }
 
-  /** client id -> the addresses its members connect from (one look, cached briefly). */
-  #members(): Promise<Map<string, Set<string>>> {
+  /**
+   * client id -> the addresses its members connect from. A look older than `cacheMs` is
+   * refreshed in the background and used meanwhile (asking Kafka can take seconds while a
+   * group rebalances, and every HTTP read of the registry waits on this); a look older than
+   * `maxAgeMs` is not trusted at all (this waits for a new one).
+   */
+  async #members(): Promise<Map<string, Set<string>>> {
     const now = Date.now();
-    if (this.#cached && now - this.#cached.at < (this.#o.cacheMs ?? 2000)) {
-      return this.#cached.members;
+    const known = this.#known;
+    if (known && now - known.at < (this.#o.cacheMs ?? 2000)) return known.members;
+    const look = this.#looking ??= this.#look().finally(() => (this.#looking = null));
+    if (known && now - known.at < (this.#o.maxAgeMs ?? 30_000)) {
+      look.catch(() => {}); // reported by the next caller that must wait for a look
+      return known.members;
     }
-    const members = (async () => {
-      await this.#o.admin.connect(); // no-op once connected
-      const { groups } = await this.#o.admin.describeGroups(this.#o.groupIds);
-      const byClient = new Map<string, Set<string>>();
-      for (const group of groups) {
-        for (const m of group.members) {
-          const hosts = byClient.get(m.clientId) ?? new Set<string>();
-          hosts.add(m.clientHost.replace(/^\//, ""));
-          byClient.set(m.clientId, hosts);
-        }
+    await look;
+    return this.#known!.members;
+  }
+
+  async #look(): Promise<void> {
+    await this.#o.admin.connect(); // no-op once connected
+    const { groups } = await this.#o.admin.describeGroups(this.#o.groupIds);
+    const byClient = new Map<string, Set<string>>();
+    for (const group of groups) {
+      for (const m of group.members) {
+        const hosts = byClient.get(m.clientId) ?? new Set<string>();
+        hosts.add(m.clientHost.replace(/^\//, ""));
+        byClient.set(m.clientId, hosts);
       }
-      return byClient;
-    })();
-    // A failed look is not reused: the next call asks Kafka again.
-    members.catch(() => (this.#cached = null));
-    this.#cached = { at: now, members };
-    return members;
+    }
+    this.#known = { at: Date.now(), members: byClient };
   }
 
   /**

@@ -35,37 +35,33 @@ export class NodeRegistry {
     this.#logger = options.logger ?? createLogger("node_registry");
   }
 
+  /**
+   * Writes this node's entry (expiring after the TTL) and its id in the registry's index, a
+   * sorted set scored by when the entry expires: listing reads the index, never SCANs the
+   * keyspace (which holds every actor snapshot: a SCAN is thousands of round trips).
+   */
   async announce(record: NodeRecord): Promise<void> {
-    await this.#redis.set(
-      this.#keys.node(record.node_id),
-      JSON.stringify(record),
-      "PX",
-      this.#ttlMs,
-    );
+    const now = Date.now();
+    const index = this.#keys.nodeIndex();
+    await this.#redis.multi()
+      .set(this.#keys.node(record.node_id), JSON.stringify(record), "PX", this.#ttlMs)
+      .zadd(index, now + this.#ttlMs, record.node_id)
+      .zremrangebyscore(index, "-inf", now)
+      .exec();
   }
 
   async remove(nodeId: string): Promise<void> {
-    await this.#redis.del(this.#keys.node(nodeId));
+    await this.#redis.multi().del(this.#keys.node(nodeId)).zrem(this.#keys.nodeIndex(), nodeId)
+      .exec();
   }
 
   async list(): Promise<NodeRecord[]> {
-    const keys: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, found] = await this.#redis.scan(
-        cursor,
-        "MATCH",
-        this.#keys.nodePattern(),
-        "COUNT",
-        200,
-      );
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== "0");
+    const ids = await this.#redis.zrangebyscore(this.#keys.nodeIndex(), Date.now(), "+inf");
+    const keys = ids.map((id) => this.#keys.node(id));
     if (keys.length === 0) return [];
     const values = await this.#redis.mget(keys);
     const records = values.flatMap((v, i) => {
-      if (v === null) return []; // expired between SCAN and MGET
+      if (v === null) return []; // expired since its last announcement
       const record = this.#decode(keys[i]!, v);
       return record ? [record] : [];
     });

@@ -297,6 +297,9 @@ class OutputsByIdentity {
   }
 }
 
+/** Synchronous rebuild work between two yields to the event loop. */
+const SLICE_MS = 5;
+
 /** Final bars written per chunk while a replay rebuilds (bounded memory, small swap flush). */
 const SETTLED_CHUNK = 5000;
 
@@ -545,11 +548,17 @@ async function applyBatch(
     }
   }
   const now = Date.now();
+  let sliceStarted = performance.now();
   for (const [key, events] of byKey) {
     const actor = actors.get(key)!;
     for (const e of events) actor.enqueue(e);
     actor.drain(now); // rejections were sent to the DLQ by the live run
     outputs.get(key)!.add(actor.collect());
+    // Live partitions and HTTP get the loop back every few milliseconds.
+    if (performance.now() - sliceStarted > SLICE_MS) {
+      await yieldToLoop();
+      sliceStarted = performance.now();
+    }
   }
 }
 

@@ -94,7 +94,9 @@ Deno.test({
       await waitReady(node);
       const keys = redisKeys(env.config.DATA_PROC_REDIS_PREFIX, env.config.DATA_PROC_GROUP_ID);
       const forged = record("forged", `http://127.0.0.1:${trap.addr.port}`);
+      // Written as an announcement would be: anyone with Redis access can.
       await redis.set(keys.node("forged"), JSON.stringify(forged), "PX", 60_000);
+      await redis.zadd(keys.nodeIndex(), Date.now() + 60_000, "forged");
       // The real node is listed (Kafka shows it in the group); the forged one never is.
       const partitions = await pollUntil("the node lists itself", async () => {
         const body = await (await fetch(`${node.url}/partitions`)).json();

@@ -189,8 +189,11 @@ Deno.test({
         updated_at_ms: T0,
       };
       await nodes.announce(good);
+      // Written by hand as an announcement would be: the entry and its id in the index.
+      const listed = Date.now() + 60_000;
       await redis.set(keys.node("n2"), JSON.stringify({ node_id: "n2", partitions: "all" }));
       await redis.set(keys.node("n3"), "nope");
+      await redis.zadd(keys.nodeIndex(), listed, "n2", listed, "n3");
       assert.deepEqual(await nodes.list(), [good]);
       assert.deepEqual(logger.warnings.map((w) => w.fields.key).sort(), [
         keys.node("n2"),
