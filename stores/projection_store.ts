@@ -122,8 +122,18 @@ export async function deleteOlder(
   const older = [...bases].map(([key, base]) =>
     `(${id} = ${sqlString(key)} AND version < ${sqlNumber(base)})`
   ).join(" OR ");
-  const since = fromMs > 0 ? `${time} >= ${sqlNumber(fromMs)} AND ` : "";
-  const mutation = `ALTER TABLE ${table} DELETE WHERE ${since}(${older})`;
+  const where = `${fromMs > 0 ? `${time} >= ${sqlNumber(fromMs)} AND ` : ""}(${older})`;
+  // A mutation rewrites every data part it touches: issue one only when some row is stale,
+  // i.e. its newest version (FINAL) is below the base. Rows merely superseded by a newer
+  // version are what ReplacingMergeTree drops by itself.
+  const [stale] = await queryRows<{ n: string }>(
+    deps.clickhouse,
+    `SELECT count() AS n FROM ${table} FINAL WHERE ${where}`,
+  );
+  if (Number(stale?.n ?? 0) === 0) {
+    return { redis_keys: redisKeys, redis_deleted: deleted, clickhouse_mutations: [] };
+  }
+  const mutation = `ALTER TABLE ${table} DELETE WHERE ${where}`;
   await deps.clickhouse.command({ query: mutation });
   return { redis_keys: redisKeys, redis_deleted: deleted, clickhouse_mutations: [mutation] };
 }
