@@ -6,7 +6,6 @@
  * that crashes it every time is a poison event and goes to the DLQ.
  */
 import type { KafkaMessage } from "kafkajs";
-import { setImmediate } from "node:timers";
 import type { z } from "zod";
 import type { ActorOutputs, KeyedEvent, KindAdapter } from "../actors/actor_kinds.ts";
 import {
@@ -32,6 +31,7 @@ import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
+import { yieldToLoop } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
 
 export interface PartitionOptions<T> {
@@ -102,13 +102,6 @@ const STAGE = "aggregate";
  */
 const SLICE_MS = 4;
 
-/**
- * Lets pending I/O and other tasks run. Not `sleep(0)`: a timer set from a timer callback
- * is clamped to >= 4 ms after a few nested ones, which would idle the loop at every yield.
- */
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 /** Wall-clock time between two clock checkpoints of a partition. */
 const CLOCK_CHECKPOINT_EVERY_MS = 60_000;
 

@@ -14,7 +14,6 @@
  * log, so every bar, latest price, curve and the dedup memory equal a full rebuild.
  */
 import type { Kafka, KafkaMessage } from "kafkajs";
-import { setImmediate } from "node:timers";
 import type { ActorOutputs, KeyedEvent } from "../actors/actor_kinds.ts";
 import { type ActorKindDefinition, kindSettings, storedShape } from "../actors/kinds/kind.ts";
 import { kindOf } from "../actors/kinds/registry.ts";
@@ -42,7 +41,7 @@ import type { RedisKeys } from "../stores/redis_keys.ts";
 import { sqlIdentifier, sqlNumber, sqlString } from "../stores/sql.ts";
 import type { ActorConsumer } from "./actor_consumer.ts";
 import type { PartitionSupervisor } from "./partition_supervisor.ts";
-import { sleep } from "../timing/sleep.ts";
+import { sleep, yieldToLoop } from "../timing/sleep.ts";
 
 export interface ReplaySpec {
   kind: string;
@@ -338,11 +337,6 @@ class SettledWriter {
   }
 }
 
-/** Lets I/O and timers run: back-to-back fetched batches would otherwise chain as microtasks. */
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** A partition being read: where it starts and ends, its clock, and its rebuilt keys. */
 interface Reading {
   p: AnyPartition;
@@ -492,6 +486,7 @@ async function rebuildFromLog(
           ? (1000 * progress.recordsRead) / maxRate - (Date.now() - started)
           : 0;
         if (ahead > 0) await sleep(ahead, deps.signal);
+        // Fetched batches ready back to back chain as microtasks: let I/O and timers run.
         else await yieldToLoop();
       },
     }).catch(rejectDone);
