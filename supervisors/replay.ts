@@ -300,7 +300,7 @@ class OutputsByIdentity {
 const SLICE_MS = 5;
 
 /** Final bars written per chunk while a replay rebuilds (bounded memory, small swap flush). */
-const SETTLED_CHUNK = 5000;
+const SETTLED_CHUNK = 1000;
 
 /**
  * Writes the bars a rebuild has made final to ClickHouse and Kafka as it goes, instead of
@@ -406,6 +406,10 @@ async function rebuildFromLog(
   const consumer = deps.kafka.consumer({
     groupId: `${deps.config.DATA_PROC_GROUP_ID}.replay.${crypto.randomUUID()}`,
     maxWaitTimeInMs: 100,
+    // Small fetches: kafkajs decodes a whole fetch response in one go, and a replay reads as
+    // fast as it can while live partitions wait for the loop.
+    maxBytesPerPartition: 256 * 1024,
+    maxBytes: 1024 * 1024,
   });
   const started = Date.now();
   const maxRate = deps.config.DATA_PROC_REPLAY_MAX_RECORDS_PER_S;
