@@ -10,50 +10,12 @@ import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import { createTopics, produceTicks, waitExact, watermarksAt } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
-import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
+import { admin, announced, job, requestReplay, waitJob } from "./replay_support.ts";
+import { freshEnv, pollUntil } from "./support.ts";
 
 const WINDOWS = [{ name: "1m", ms: 60_000 }, { name: "1h", ms: 3_600_000 }];
 // 20 minutes before a full hour: a replay from 20 minutes in starts at a 1h window's start.
 const START = Date.UTC(2026, 10, 20, 8, 40, 0);
-
-function admin(env: TestEnv) {
-  return { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
-}
-
-async function requestReplay(node: NodeProcess, env: TestEnv, body: Record<string, unknown>) {
-  const res = await fetch(`${node.url}/replay`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...admin(env) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function job(node: NodeProcess, env: TestEnv, id: string) {
-  const res = await fetch(`${node.url}/replay/${id}`, { headers: admin(env) });
-  assert.equal(res.status, 200);
-  return await res.json();
-}
-
-async function waitJob(node: NodeProcess, env: TestEnv, id: string, status = "done") {
-  return await pollUntil(`replay job ${status}`, async () => {
-    const view = await job(node, env, id);
-    if (view.status === status) return view;
-    if (["done", "failed", "cancelled"].includes(view.status)) {
-      throw new Error(`replay job ended ${view.status}: ${JSON.stringify(view)}`);
-    }
-    return undefined;
-  }, { timeoutMs: 120_000 });
-}
-
-async function announced(node: NodeProcess) {
-  await pollUntil("node announced its partitions", async () => {
-    const body = await (await fetch(`${node.url}/partitions`)).json();
-    return body.nodes.some((n: { partitions: unknown[] }) => n.partitions.length > 0)
-      ? true
-      : undefined;
-  });
-}
 
 const input = generateTicks({
   seed: 31,

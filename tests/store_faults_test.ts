@@ -17,6 +17,7 @@ import {
 } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { createKafka, topicNames } from "../stores/kafka.ts";
+import { announced, job, requestReplay, waitJob } from "./replay_support.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
 const WINDOWS = [{ name: "1m", ms: 60_000 }, { name: "1h", ms: 3_600_000 }];
@@ -305,7 +306,6 @@ Deno.test({
     const [port] = sparePorts(1) as [number];
     let redis = await startRedis(port);
     const env = await faultEnv({ DATA_PROC_REDIS_URL: `redis://127.0.0.1:${port}/0` });
-    const admin = { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
     const input = faultTicks(34, 20, 16_000);
     const node = await spawnNode(env.env);
     try {
@@ -313,26 +313,11 @@ Deno.test({
       // 45 minutes of the 2 h: the second part keeps adding to the 1h bars the replay wrote.
       await produceTicks(env, input.slice(0, 6000));
       await waitExact(env, expectedAfter(input.slice(0, 6000), 0, 6000), node);
-      await pollUntil("node announced its partitions", async () => {
-        const body = await (await fetch(`${node.url}/partitions`)).json();
-        return body.nodes.some((n: { partitions: unknown[] }) => n.partitions.length > 0)
-          ? true
-          : undefined;
-      });
+      await announced(node);
       // A replay lifts the keys' versions far above what their events alone give.
-      const res = await fetch(`${node.url}/replay`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...admin },
-        body: JSON.stringify({ kind: "instrument", prefix: "INST-" }),
-      });
-      const { job_id } = await res.json();
-      assert.equal(res.status, 202);
-      await pollUntil("replay done", async () => {
-        const view = await (await fetch(`${node.url}/replay/${job_id}`, { headers: admin }))
-          .json();
-        if (view.status === "failed") throw new Error(JSON.stringify(view));
-        return view.status === "done" ? true : undefined;
-      });
+      const accepted = await requestReplay(node, env, { kind: "instrument", prefix: "INST-" });
+      assert.equal(accepted.status, 202);
+      await waitJob(node, env, accepted.body.job_id);
       // Redis comes back empty: every partition is rebuilt from the start of its log, and
       // the versions it writes must still beat the rows the replay left in ClickHouse.
       await stopRedis(redis);
@@ -359,7 +344,6 @@ Deno.test({
       DATA_PROC_CLICKHOUSE_URL: clickhouse.url,
       DATA_PROC_REPLAY_MAX_RECORDS_PER_S: "2000", // a read long enough to stop ClickHouse inside it
     });
-    const admin = { authorization: `Bearer ${env.env.DATA_PROC_ADMIN_TOKEN}` };
     const input = faultTicks(33, 40, 16_000);
     const node = await spawnNode(env.env);
     const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
@@ -371,24 +355,17 @@ Deno.test({
       const latestKey = `${env.config.DATA_PROC_REDIS_PREFIX}projection:latest:INST-0004`;
       const latest = JSON.parse((await redis.get(latestKey))!);
       await redis.set(latestKey, JSON.stringify({ ...latest, price: -1 }));
-      await pollUntil("node announced its partitions", async () => {
-        const body = await (await fetch(`${node.url}/partitions`)).json();
-        return body.nodes.some((n: { partitions: unknown[] }) => n.partitions.length > 0)
-          ? true
-          : undefined;
-      });
+      await announced(node);
 
-      const res = await fetch(`${node.url}/replay`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...admin },
-        body: JSON.stringify({ kind: "instrument", from_key: "INST-0001", to_key: "INST-0009" }),
+      const accepted = await requestReplay(node, env, {
+        kind: "instrument",
+        from_key: "INST-0001",
+        to_key: "INST-0009",
       });
-      const { job_id } = await res.json();
-      assert.equal(res.status, 202);
-      const job = async () =>
-        await (await fetch(`${node.url}/replay/${job_id}`, { headers: admin })).json();
+      assert.equal(accepted.status, 202);
+      const current = () => job(node, env, accepted.body.job_id);
       await pollUntil("replay reading", async () => {
-        const view = await job();
+        const view = await current();
         if (view.status !== "running" && view.status !== "pending") {
           throw new Error(`replay ${view.status} before the outage: ${JSON.stringify(view)}`);
         }
@@ -398,17 +375,13 @@ Deno.test({
       await produceTicks(env, input.slice(12_000));
       // ClickHouse stays down until the replay's attempt has failed on it.
       await pollUntil("the replay's first attempt failed", async () => {
-        const view = await job();
+        const view = await current();
         if (view.status === "done") throw new Error("the replay ended before the outage hit it");
         return view.nodes[0]?.error ? true : undefined;
       }, { timeoutMs: 120_000 });
       await clickhouse.start();
 
-      const done = await pollUntil("replay done after the outage", async () => {
-        const view = await job();
-        if (view.status === "failed") throw new Error(`replay failed: ${JSON.stringify(view)}`);
-        return view.status === "done" ? view : undefined;
-      }, { timeoutMs: 120_000 });
+      const done = await waitJob(node, env, accepted.body.job_id);
       assert.ok(
         done.nodes[0].attempt >= 2,
         `the outage failed no attempt: ${JSON.stringify(done)}`,
