@@ -11,7 +11,7 @@ export const DlqReason = z.enum([
   // large for Kafka, a value ClickHouse cannot parse), or whose own envelope was too large.
   "write_failed",
   // Added beyond CONTRACT.md's reasons: a curve point whose as_of is older than the dates its
-  // curve actor keeps (stage aggregate; see actors/curve_aggregate.ts).
+  // curve actor keeps (stage aggregate; see actors/kinds/curve/aggregate.ts).
   "stale_as_of",
 ]);
 export type DlqReason = z.infer<typeof DlqReason>;

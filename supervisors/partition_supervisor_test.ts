@@ -6,13 +6,14 @@
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
 import { assertEvent, createActor, setup } from "xstate";
-import { instrumentAdapter, type KindAdapter } from "../actors/actor_kinds.ts";
+import type { KindAdapter } from "../actors/actor_kinds.ts";
+import { instrumentAdapter } from "../actors/kinds/instrument/adapter.ts";
 import {
   applyTicks,
   initialInstrumentContext,
   type InstrumentContext,
-} from "../actors/instrument_aggregate.ts";
-import type { InstrumentEvent, InstrumentInput } from "../actors/instrument_machine.ts";
+} from "../actors/kinds/instrument/aggregate.ts";
+import type { InstrumentEvent, InstrumentInput } from "../actors/kinds/instrument/machine.ts";
 import type { Bar } from "../messages/bar.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";

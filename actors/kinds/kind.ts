@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { KindAdapter } from "../actor_kinds.ts";
-import type { WindowSpec } from "../instrument_aggregate.ts";
+import type { WindowSpec } from "./instrument/aggregate.ts";
 
 /** What a kind's machine takes from the node's configuration. */
 export interface KindSettings {

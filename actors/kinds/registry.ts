@@ -1,6 +1,6 @@
 /** Every actor kind the node runs: adding a kind is its module and one line here. */
-import { curveKind } from "./curve.ts";
-import { instrumentKind } from "./instrument.ts";
+import { curveKind } from "./curve/kind.ts";
+import { instrumentKind } from "./instrument/kind.ts";
 import type { ActorKindDefinition } from "./kind.ts";
 
 export const KINDS: readonly ActorKindDefinition[] = [

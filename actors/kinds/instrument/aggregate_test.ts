@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { NormalizedTick } from "../messages/normalized_tick.ts";
-import { barDifferences, barKey, expectedInstruments } from "../tests/expected.ts";
-import { type EventClock, UNDEFINED_CLOCK } from "./event_clock.ts";
+import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
+import { barDifferences, barKey, expectedInstruments } from "../../../tests/expected.ts";
+import { type EventClock, UNDEFINED_CLOCK } from "../../event_clock.ts";
 import {
   advanceClock,
   allBarsFinal,
@@ -16,7 +16,7 @@ import {
   nextCloseAt,
   takeChanges,
   type TickInput,
-} from "./instrument_aggregate.ts";
+} from "./aggregate.ts";
 
 const SEC = 1_000;
 const MIN = 60_000;

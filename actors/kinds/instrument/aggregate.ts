@@ -7,8 +7,8 @@
  * Versions are derived from the events applied, never from flush timing, so a rebuild
  * after a crash writes the same (version, content) pairs again.
  */
-import type { NormalizedTick } from "../messages/normalized_tick.ts";
-import type { EventClock } from "./event_clock.ts";
+import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
+import type { EventClock } from "../../event_clock.ts";
 
 export interface WindowSpec {
   name: string;

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { type Actor, createActor } from "xstate";
-import type { Bar } from "../messages/bar.ts";
-import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import type { Bar } from "../../../messages/bar.ts";
+import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
 import {
   barDifferences,
   barKey,
   expectedInstruments,
   generateTicks,
   seededRandom,
-} from "../tests/expected.ts";
-import { type EventClock, UNDEFINED_CLOCK } from "./event_clock.ts";
+} from "../../../tests/expected.ts";
+import { type EventClock, UNDEFINED_CLOCK } from "../../event_clock.ts";
 import {
   allBarsFinal,
   barVersion,
@@ -19,8 +19,8 @@ import {
   latestVersion,
   nextCloseAt,
   takeChanges,
-} from "./instrument_aggregate.ts";
-import { type InstrumentInput, instrumentMachine } from "./instrument_machine.ts";
+} from "./aggregate.ts";
+import { type InstrumentInput, instrumentMachine } from "./machine.ts";
 
 const SEC = 1_000;
 const MIN = 60_000;
@@ -548,7 +548,7 @@ Deno.test("versions given by the input's versionBase start above it", () => {
 // Snapshot -> restore
 
 Deno.test("getPersistedSnapshot shares the live context: serialise it before the next event", () => {
-  // The reducer updates the context in place (by design, see instrument_machine.ts), and
+  // The reducer updates the context in place (by design, see machine.ts), and
   // XState's persisted snapshot refers to that same object. A runtime must serialise the
   // snapshot synchronously, before the actor handles anything else.
   const actor = start();

@@ -1,11 +1,11 @@
 /**
- * The instrument actor as an XState v5 machine. Its logic lives in instrument_aggregate.ts;
+ * The instrument actor as an XState v5 machine. Its logic lives in aggregate.ts;
  * the machine adds the lifecycle (empty -> open <-> closed) and is what the runtime
  * persists and restores (XState persisted snapshots). Time comes only from the partition's
  * event-time clock, with each event and with CLOCK advances: no wall clock.
  */
 import { assertEvent, setup } from "xstate";
-import type { EventClock } from "./event_clock.ts";
+import type { EventClock } from "../../event_clock.ts";
 import {
   advanceClock,
   allBarsFinal,
@@ -14,7 +14,7 @@ import {
   type InstrumentContext,
   type InstrumentParams,
   type TickInput,
-} from "./instrument_aggregate.ts";
+} from "./aggregate.ts";
 
 export type InstrumentEvent =
   /** A batch of ticks for this instrument, in partition order, each with its clock. */

@@ -1,7 +1,7 @@
 /** The instrument kind: OHLCV bars per window and the latest price, from normalized ticks. */
-import { isNormalizedTick, NormalizedTick } from "../../messages/normalized_tick.ts";
-import { instrumentAdapter } from "../actor_kinds.ts";
-import type { ActorKindDefinition } from "./kind.ts";
+import { isNormalizedTick, NormalizedTick } from "../../../messages/normalized_tick.ts";
+import { instrumentAdapter } from "./adapter.ts";
+import type { ActorKindDefinition } from "../kind.ts";
 
 export const instrumentKind: ActorKindDefinition<NormalizedTick> = {
   name: "instrument",

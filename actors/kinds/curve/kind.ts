@@ -1,7 +1,7 @@
 /** The curve kind: the forward-curve snapshot of the newest as_of, from normalized points. */
-import { NormalizedCurvePoint } from "../../messages/normalized_curve_point.ts";
-import { curveAdapter } from "../actor_kinds.ts";
-import type { ActorKindDefinition } from "./kind.ts";
+import { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
+import { curveAdapter } from "./adapter.ts";
+import type { ActorKindDefinition } from "../kind.ts";
 
 export const curveKind: ActorKindDefinition<NormalizedCurvePoint> = {
   name: "curve",

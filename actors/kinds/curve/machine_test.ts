@@ -1,21 +1,22 @@
 import assert from "node:assert/strict";
 import { type Actor, createActor } from "xstate";
-import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
+import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 import {
   curveRowKey,
   expectedCurves,
   generateCurvePoints,
   seededRandom,
-} from "../tests/expected.ts";
+} from "../../../tests/expected.ts";
 import {
   curveVersion,
   DEFAULT_KEEP_AS_OFS,
   snapshotPoints,
   takeCurveChanges,
-} from "./curve_aggregate.ts";
-import { curveMachine } from "./curve_machine.ts";
-import { curveAdapter, type KeyedEvent } from "./actor_kinds.ts";
-import { UNDEFINED_CLOCK } from "./event_clock.ts";
+} from "./aggregate.ts";
+import { curveMachine } from "./machine.ts";
+import type { KeyedEvent } from "../../actor_kinds.ts";
+import { curveAdapter } from "./adapter.ts";
+import { UNDEFINED_CLOCK } from "../../event_clock.ts";
 
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
 const CURVE = "CURVE-001";

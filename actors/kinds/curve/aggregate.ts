@@ -10,7 +10,7 @@
  * changes nothing. Every decision is taken point by point in log order, so rows, versions
  * and the snapshot never depend on batch boundaries or on when changes are flushed.
  */
-import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
+import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 
 /** The `as_of` dates a curve actor keeps by default (about a year and a half of trading days). */
 export const DEFAULT_KEEP_AS_OFS = 400;

@@ -1,7 +1,7 @@
-/** The curve actor as an XState v5 machine (logic in curve_aggregate.ts). */
+/** The curve actor as an XState v5 machine (logic in aggregate.ts). */
 import { assertEvent, setup } from "xstate";
-import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
-import { applyPoints, type CurveContext, initialCurveContext } from "./curve_aggregate.ts";
+import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
+import { applyPoints, type CurveContext, initialCurveContext } from "./aggregate.ts";
 
 export type CurveEvent =
   | { type: "EVENTS"; points: readonly NormalizedCurvePoint[] }
