@@ -74,6 +74,7 @@
  *   them, monthly).
  */
 import type { Bar } from "../messages/bar.ts";
+import { zipfPicker } from "../tools/bench_events.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts";
 
@@ -376,27 +377,6 @@ export function seededRandom(seed: number): () => number {
 
 function pad(n: number, width: number): string {
   return String(n).padStart(width, "0");
-}
-
-/** Picks 0..n-1 with probability proportional to 1 / (k + 1)^skew. */
-function zipfPicker(n: number, skew: number, random: () => number): () => number {
-  const cumulative: number[] = [];
-  let total = 0;
-  for (let k = 0; k < n; k++) {
-    total += 1 / Math.pow(k + 1, skew);
-    cumulative.push(total);
-  }
-  return () => {
-    const x = random() * total;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cumulative[mid]! > x) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
 }
 
 /** Half the repeats come from the last 200 arrivals (a redelivery), half from anywhere. */

@@ -229,6 +229,26 @@ function expectedAfter(ticks: readonly NormalizedTick[], ...bounds: number[]) {
   });
 }
 
+/**
+ * A node on `env` that has applied the first half of `input` exactly; `exited()` says whether
+ * its process ended since (a fault must not stop it).
+ */
+async function nodeAfterFirstHalf(env: TestEnv, input: readonly NormalizedTick[]) {
+  const node = await spawnNode(env.env);
+  let exited = false;
+  void node.exited.then(() => (exited = true));
+  const half = input.length / 2;
+  try {
+    await waitReady(node);
+    await produceTicks(env, input.slice(0, half));
+    await waitExact(env, expectedAfter(input.slice(0, half), 0, half), node);
+  } catch (err) {
+    await node.kill("SIGKILL");
+    throw err;
+  }
+  return { node, exited: () => exited };
+}
+
 async function readyParts(node: NodeProcess): Promise<{ status: number; failing: string[] }> {
   const res = await fetch(`${node.url}/ready`);
   const body = await res.json();
@@ -406,18 +426,8 @@ Deno.test({
     const env = await faultEnv({ DATA_PROC_CLICKHOUSE_URL: clickhouse.url });
     const input = faultTicks(32, 200, 30_000);
     const expected = expectedAfter(input, 0, 15_000, 30_000);
-    const node = await spawnNode(env.env);
-    let exited = false;
-    void node.exited.then(() => (exited = true));
+    const { node, exited } = await nodeAfterFirstHalf(env, input);
     try {
-      await waitReady(node);
-      await produceTicks(env, input.slice(0, 15_000));
-      await waitExact(
-        env,
-        expectedAfter(input.slice(0, 15_000), 0, 15_000),
-        node,
-      );
-
       await clickhouse.stop();
       await produceTicks(env, input.slice(15_000));
       // The outage lasts until a flush has failed on it (and /ready says both).
@@ -435,7 +445,7 @@ Deno.test({
       await pollUntil("/ready 200 again", async () => {
         return (await readyParts(node)).status === 200 ? true : undefined;
       });
-      assert.equal(exited, false, "the node must stay up");
+      assert.equal(exited(), false, "the node must stay up");
     } finally {
       await node.kill("SIGKILL");
       await clickhouse.cleanup(env);
@@ -455,18 +465,8 @@ Deno.test({
       DATA_PROC_KAFKA_BOOTSTRAP: `127.0.0.1:${ports[0]}`,
     });
     const input = faultTicks(33, 200, 30_000);
-    const node = await spawnNode(env.env);
-    let exited = false;
-    void node.exited.then(() => (exited = true));
+    const { node, exited } = await nodeAfterFirstHalf(env, input);
     try {
-      await waitReady(node);
-      await produceTicks(env, input.slice(0, 15_000));
-      await waitExact(
-        env,
-        expectedAfter(input.slice(0, 15_000), 0, 15_000),
-        node,
-      );
-
       kafka.kill("SIGKILL");
       await kafka.status;
       await pollUntil("/ready names kafka", async () => {
@@ -485,7 +485,7 @@ Deno.test({
       await pollUntil("/ready 200 again", async () => {
         return (await readyParts(node)).status === 200 ? true : undefined;
       }, { timeoutMs: 60_000 });
-      assert.equal(exited, false, "the node must stay up");
+      assert.equal(exited(), false, "the node must stay up");
     } finally {
       await node.kill("SIGKILL");
       await env.cleanup();
