@@ -11,7 +11,6 @@ import {
   type BarState,
   barVersion,
   barVwap,
-  findBar,
   type InstrumentContext,
   type InstrumentParams,
   latestVersion,
@@ -59,10 +58,7 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
       const ctx = actor.getSnapshot().context as InstrumentContext;
       const out = emptyOutputs();
       const changes = takeChanges(ctx);
-      for (const barKey of changes.bars) {
-        const bar = findBar(ctx, barKey);
-        if (!bar) continue;
-        const resolution = barKey.slice(0, barKey.indexOf("|"));
+      for (const { resolution, bar } of changes.bars) {
         const message = barMessage(ctx, resolution, bar);
         out.barRows.push({
           ...message,

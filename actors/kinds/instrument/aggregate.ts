@@ -36,6 +36,8 @@ export interface BarState {
   pv: number;
   count: number;
   final: boolean;
+  /** Changed since the last flush (absent in snapshots stored before it existed). */
+  changed?: boolean;
 }
 
 export interface LatestState {
@@ -107,13 +109,18 @@ export interface InstrumentContext {
   latest: LatestState | null;
   /** Bars by resolution name, ordered by start_ms; final bars leave once past lateness. */
   bars: Record<string, BarState[]>;
+  /**
+   * Bars not yet final, by resolution: closing walks back from the newest bar only until it
+   * has seen them all, so a long unflushed history costs nothing per event. Snapshots stored
+   * before it existed lack it; it is counted again on first use.
+   */
+  openBars?: Record<string, number>;
   /** event_id -> event time, for events still within reach (dedup across redeliveries). */
   seen: SeenIds;
   seenCount: number;
   /** Prune `seen` when it reaches this size (doubles with the live set: amortised O(1)). */
   seenPruneAt: number;
-  /** What changed since the last flush: `${resolution}|${start_ms}` keys and the latest. */
-  changedBars: string[];
+  /** The latest price changed since the last flush (changed bars carry `changed`). */
   latestChanged: boolean;
   /** A bar turned final since the last flush (the runtime flushes early then). */
   closedSinceFlush: boolean;
@@ -135,10 +142,10 @@ export function initialInstrumentContext(
     clockMs: null,
     latest: null,
     bars: Object.fromEntries(params.windows.map((w) => [w.name, []])),
+    openBars: Object.fromEntries(params.windows.map((w) => [w.name, 0])),
     seen: new SeenIds(),
     seenCount: 0,
     seenPruneAt: 256,
-    changedBars: [],
     latestChanged: false,
     closedSinceFlush: false,
     rejected: [],
@@ -164,8 +171,16 @@ function windowStart(t: number, ms: number): number {
   return Math.floor(t / ms) * ms;
 }
 
-function markChanged(ctx: InstrumentContext, key: string): void {
-  if (!ctx.changedBars.includes(key)) ctx.changedBars.push(key);
+/** The open bars of a resolution (counted from its list for an older snapshot). */
+function openCount(ctx: InstrumentContext, resolution: string): number {
+  const counts = ctx.openBars ?? (ctx.openBars = {});
+  let n = counts[resolution];
+  if (n === undefined) {
+    n = 0;
+    for (const bar of ctx.bars[resolution] ?? []) if (!bar.final) n++;
+    counts[resolution] = n;
+  }
+  return n;
 }
 
 function addToBar(ctx: InstrumentContext, spec: WindowSpec, tick: NormalizedTick): void {
@@ -192,7 +207,9 @@ function addToBar(ctx: InstrumentContext, spec: WindowSpec, tick: NormalizedTick
     bar.volume += tick.size;
     bar.pv += tick.price * tick.size;
     bar.count += 1;
+    bar.changed = true;
   } else {
+    ctx.openBars![spec.name] = openCount(ctx, spec.name) + 1;
     list.splice(i + 1, 0, {
       start_ms: start,
       end_ms: start + spec.ms,
@@ -208,9 +225,9 @@ function addToBar(ctx: InstrumentContext, spec: WindowSpec, tick: NormalizedTick
       pv: tick.price * tick.size,
       count: 1,
       final: false,
+      changed: true,
     });
   }
-  markChanged(ctx, `${spec.name}|${start}`);
 }
 
 /**
@@ -226,18 +243,23 @@ function closeBars(ctx: InstrumentContext, clock: EventClock): void {
   for (const spec of ctx.params.windows) {
     const list = ctx.bars[spec.name];
     if (!list) continue;
-    for (const bar of list) {
+    // Only open bars can close: walk back from the newest until every open bar was seen.
+    let unseen = openCount(ctx, spec.name);
+    for (let i = list.length - 1; i >= 0 && unseen > 0; i--) {
+      const bar = list[i]!;
+      if (bar.final) continue;
+      unseen--;
       const due = bar.end_ms + lateness;
-      if (!bar.final && (due <= clockMs || due < quietMs)) {
+      if (due <= clockMs || due < quietMs) {
         bar.final = true;
+        bar.changed = true;
+        ctx.openBars![spec.name]!--;
         ctx.closedSinceFlush = true;
-        markChanged(ctx, `${spec.name}|${bar.start_ms}`);
       }
     }
     const reach = (ctx.clockMs ?? -Infinity) - lateness;
     while (
-      list.length > 1 && list[0]!.final && list[0]!.end_ms <= reach &&
-      !ctx.changedBars.includes(`${spec.name}|${list[0]!.start_ms}`)
+      list.length > 1 && list[0]!.final && list[0]!.end_ms <= reach && !list[0]!.changed
     ) list.shift();
   }
 }
@@ -320,27 +342,43 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
  */
 export function nextCloseAt(ctx: InstrumentContext): number | null {
   let earliestEnd: number | null = null;
-  for (const list of Object.values(ctx.bars)) {
-    for (const bar of list) {
-      if (!bar.final && (earliestEnd === null || bar.end_ms < earliestEnd)) {
-        earliestEnd = bar.end_ms;
-      }
+  for (const [resolution, list] of Object.entries(ctx.bars)) {
+    let unseen = openCount(ctx, resolution);
+    for (let i = list.length - 1; i >= 0 && unseen > 0; i--) {
+      const bar = list[i]!;
+      if (bar.final) continue;
+      unseen--;
+      if (earliestEnd === null || bar.end_ms < earliestEnd) earliestEnd = bar.end_ms;
     }
   }
   return earliestEnd === null ? null : earliestEnd + ctx.params.allowedLatenessMs;
 }
 
+/** A bar changed since the last flush, with its key `${resolution}|${start_ms}`. */
+export interface ChangedBar {
+  key: string;
+  resolution: string;
+  bar: BarState;
+}
+
 /** Takes (and clears) the change markers: the runtime flushes what they name. */
-export function takeChanges(ctx: InstrumentContext): { bars: string[]; latest: boolean } {
-  const changes = { bars: ctx.changedBars, latest: ctx.latestChanged };
-  ctx.changedBars = [];
+export function takeChanges(ctx: InstrumentContext): { bars: ChangedBar[]; latest: boolean } {
+  const bars: ChangedBar[] = [];
+  for (const [resolution, list] of Object.entries(ctx.bars)) {
+    for (const bar of list) {
+      if (!bar.changed) continue;
+      bar.changed = false;
+      bars.push({ key: `${resolution}|${bar.start_ms}`, resolution, bar });
+    }
+  }
+  const changes = { bars, latest: ctx.latestChanged };
   ctx.latestChanged = false;
   ctx.closedSinceFlush = false;
   return changes;
 }
 
 export function allBarsFinal(ctx: InstrumentContext): boolean {
-  return Object.values(ctx.bars).every((list) => list.every((b) => b.final));
+  return Object.keys(ctx.bars).every((resolution) => openCount(ctx, resolution) === 0);
 }
 
 export function barVwap(bar: BarState): number {

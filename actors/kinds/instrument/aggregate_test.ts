@@ -336,7 +336,7 @@ Deno.test("a bar becomes final when the partition clock reaches end + lateness, 
   assert.equal(bar.final, true);
   assert.equal(barVersion(ctx, bar), 3);
   assert.equal(ctx.closedSinceFlush, true);
-  assert.deepEqual(takeChanges(ctx).bars, [`1m|${T0}`]);
+  assert.deepEqual(takeChanges(ctx).bars.map((c) => c.key), [`1m|${T0}`]);
   assert.equal(barAt(ctx, "1h", T0).final, false);
   // The hour bar in turn.
   advanceClock(ctx, at(T0 + HOUR + LATENESS - 1));
@@ -439,7 +439,7 @@ Deno.test("an event for a quiet-closed bar within lateness of the clock is a cor
   const bar = barAt(ctx, "1m", T0);
   assert.equal(bar.final, true);
   const finalVersion = barVersion(ctx, bar);
-  assert.deepEqual(takeChanges(ctx).bars, [`1m|${T0}`]);
+  assert.deepEqual(takeChanges(ctx).bars.map((c) => c.key), [`1m|${T0}`]);
 
   // A source is active again, the clock is still T0+10s: T0+6s is within the lateness.
   feed(ctx, [tick("b", T0 + 6 * SEC, 20, 3)], at(clock));
@@ -451,7 +451,7 @@ Deno.test("an event for a quiet-closed bar within lateness of the clock is a cor
     [corrected.open, corrected.close, corrected.count, corrected.volume, barVwap(corrected)],
     [20, 10, 2, 4, 17.5],
   );
-  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
+  assert.ok(takeChanges(ctx).bars.map((c) => c.key).includes(`1m|${T0}`));
 
   // Exactly clock - lateness is still a correction; one older is not but a late_event.
   feed(ctx, [tick("c", clock - LATENESS, 30)], at(clock));
@@ -508,7 +508,10 @@ Deno.test("takeChanges names each changed bar once and the latest, then clears t
   const ctx = fresh();
   feed(ctx, [tick("a", T0 + 1, 1), tick("b", T0 + 2, 1), tick("c", T0 + MIN + 1, 1)]);
   const changes = takeChanges(ctx);
-  assert.deepEqual([...changes.bars].sort(), [`1h|${T0}`, `1m|${T0 + MIN}`, `1m|${T0}`].sort());
+  assert.deepEqual(
+    changes.bars.map((c) => c.key).sort(),
+    [`1h|${T0}`, `1m|${T0 + MIN}`, `1m|${T0}`].sort(),
+  );
   assert.equal(changes.latest, true);
   assert.deepEqual(takeChanges(ctx), { bars: [], latest: false });
   feed(ctx, [tick("c", T0 + MIN + 1, 1)]);
@@ -566,7 +569,7 @@ Deno.test("an unflushed final bar is kept in memory until takeChanges names it",
   feed(ctx, [tick("b", T0 + 10 * MIN, 1)], at(T0 + 10 * MIN));
   // Not flushed yet: the final 1m bar at T0 must still be readable for the flush.
   assert.equal(barAt(ctx, "1m", T0).final, true);
-  assert.ok(takeChanges(ctx).bars.includes(`1m|${T0}`));
+  assert.ok(takeChanges(ctx).bars.map((c) => c.key).includes(`1m|${T0}`));
 });
 
 Deno.test("batch boundaries do not change bars, latest, rejections or the clock", () => {
@@ -604,4 +607,49 @@ Deno.test("an event whose event_id is named like an Object.prototype member is c
   assert.equal(ctx.duplicates, 0, `taken for duplicates: ${ctx.duplicates}`);
   assert.equal(ctx.applied, ids.length);
   assert.equal(barAt(ctx, "1m", T0).count, ids.length);
+});
+
+Deno.test("a late bar opened between bars that quiet close made final closes with the clock", () => {
+  const ctx = fresh();
+  feed(
+    ctx,
+    [tick("a", T0 + 10 * SEC, 1), tick("c", T0 + 2 * MIN + 10 * SEC, 3)],
+    at(T0 + 10 * SEC),
+  );
+  advanceClock(ctx, at(T0 + 10 * SEC, T0 + 10 * MIN)); // every source idle
+  assert.equal(barAt(ctx, "1m", T0).final, true);
+  assert.equal(barAt(ctx, "1m", T0 + 2 * MIN).final, true);
+  // Traffic again: an event within the lateness of the clock opens the bar between them.
+  feed(ctx, [tick("b", T0 + MIN + 30 * SEC, 2)], at(T0 + 10 * SEC));
+  assert.equal(barAt(ctx, "1m", T0 + MIN).final, false);
+  assert.equal(nextCloseAt(ctx), T0 + 2 * MIN + LATENESS);
+  advanceClock(ctx, at(T0 + 3 * MIN));
+  assert.equal(barAt(ctx, "1m", T0 + MIN).final, true);
+  assert.equal(nextCloseAt(ctx), T0 + HOUR + LATENESS);
+});
+
+Deno.test("a snapshot stored without the open-bar counts closes its bars all the same", () => {
+  const ctx = fresh();
+  feed(ctx, [tick("a", T0 + 10 * SEC, 1), tick("b", T0 + MIN + 10 * SEC, 2)], at(T0 + 10 * SEC));
+  const stored = JSON.parse(JSON.stringify(ctx)) as InstrumentContext;
+  delete stored.openBars;
+  assert.equal(allBarsFinal(stored), false);
+  advanceClock(stored, at(T0 + 3 * MIN));
+  assert.equal(barAt(stored, "1m", T0).final, true);
+  assert.equal(barAt(stored, "1m", T0 + MIN).final, true);
+  assert.equal(nextCloseAt(stored), T0 + HOUR + LATENESS);
+});
+
+Deno.test("ten thousand unflushed minutes keep every bar for the flush, each named once", () => {
+  const ctx = fresh();
+  for (let m = 0; m < 10_000; m++) {
+    feed(ctx, [tick(`e${m}`, T0 + m * MIN, m)], at(T0 + m * MIN));
+  }
+  const changes = takeChanges(ctx);
+  const minutes = changes.bars.filter((c) => c.resolution === "1m");
+  assert.equal(minutes.length, 10_000);
+  assert.equal(new Set(minutes.map((c) => c.key)).size, 10_000);
+  // The clock sits at the newest event: its bar and the one before are within the lateness.
+  assert.equal(minutes.filter((c) => c.bar.final).length, 9_998);
+  assert.equal(takeChanges(ctx).bars.length, 0);
 });

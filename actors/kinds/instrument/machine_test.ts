@@ -115,13 +115,10 @@ function newSink(): Sink {
 function flush(actor: InstrumentActor, sink: Sink): void {
   const ctx = actor.getSnapshot().context;
   const changes = takeChanges(ctx);
-  for (const key of changes.bars) {
-    const b = findBar(ctx, key);
-    if (b === undefined) throw new Error(`changed bar ${key} is not in memory`);
-    const [resolution] = key.split("|");
+  for (const { resolution, bar: b } of changes.bars) {
     const emitted: Bar = {
       instrument_id: ctx.instrumentId,
-      resolution: resolution!,
+      resolution,
       start_ms: b.start_ms,
       end_ms: b.end_ms,
       open: b.open,
