@@ -43,6 +43,10 @@ export interface ActorOutputs {
   messages: { topic: "bars" | "latestPrice" | "curveSnapshot"; key: string; value: string }[];
 }
 
+/**
+ * A kind's machine behind the runtime. The machine owns its context: an adapter only sends
+ * it events (EVENTS, CLOCK, RESET, COLLECT) and reads what it emits or holds, never writes.
+ */
 export interface KindAdapter<T> {
   kind: ActorKind;
   /** Creates a fresh machine actor or restores one from a persisted snapshot. */

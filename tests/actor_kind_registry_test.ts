@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { assign, createActor, setup } from "xstate";
+import { assign, createActor, emit, setup } from "xstate";
 import { z } from "zod";
 import type { KindAdapter } from "../actors/actor_kinds.ts";
 import type { ActorKindDefinition } from "../actors/kinds/kind.ts";
@@ -35,7 +35,11 @@ const counterMachine = setup({
   types: {
     context: {} as CounterContext,
     input: {} as { versionBase: number },
-    events: {} as { type: "EVENTS"; n: number } | { type: "RESET"; versionBase: number },
+    events: {} as
+      | { type: "EVENTS"; n: number }
+      | { type: "RESET"; versionBase: number }
+      | { type: "COLLECT" },
+    emitted: {} as { type: "changed"; count: number; version: number },
   },
 }).createMachine({
   context: ({ input }) => ({ count: 0, version: input.versionBase, changed: false }),
@@ -50,35 +54,53 @@ const counterMachine = setup({
     RESET: {
       actions: assign(({ event }) => ({ count: 0, version: event.versionBase, changed: true })),
     },
+    // The machine hands its change to the flush and forgets it.
+    COLLECT: {
+      guard: ({ context }) => context.changed,
+      actions: [
+        emit(({ context }) => ({
+          type: "changed",
+          count: context.count,
+          version: context.version,
+        })),
+        assign({ changed: false }),
+      ],
+    },
   },
 });
 
 function counterAdapter(): KindAdapter<CountEvent> {
   const context = (actor: { getSnapshot(): { context: unknown } }) =>
     actor.getSnapshot().context as CounterContext;
+  // Emitted within `send`: the slot holds what the last COLLECT emitted.
+  let changed: { count: number; version: number } | null = null;
   return {
     kind: "counter",
-    spawn: (_key, persisted, versionBase) =>
-      createActor(counterMachine, {
+    spawn(_key, persisted, versionBase) {
+      const actor = createActor(counterMachine, {
         input: { versionBase: versionBase ?? 0 },
         ...(persisted ? { snapshot: persisted as never } : {}),
-      }).start(),
+      });
+      actor.on("changed", (e) => changed = e);
+      return actor.start();
+    },
     apply(actor, events) {
       actor.send({ type: "EVENTS", n: events.length });
       return [];
     },
     collect(actor, key) {
-      const ctx = context(actor);
       const out = { projections: [], barRows: [], curveRows: [], messages: [] } as ReturnType<
         KindAdapter<CountEvent>["collect"]
       >;
-      if (!ctx.changed) return out;
-      ctx.changed = false;
+      changed = null;
+      actor.send({ type: "COLLECT" });
+      const taken = changed as { count: number; version: number } | null;
+      if (taken === null) return out;
       out.projections.push({
         key: `projection:counter:${key}`,
         order: 0,
-        version: ctx.version,
-        value: JSON.stringify({ key, count: ctx.count, version: ctx.version }),
+        version: taken.version,
+        value: JSON.stringify({ key, count: taken.count, version: taken.version }),
       });
       return out;
     },

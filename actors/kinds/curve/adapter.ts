@@ -6,10 +6,27 @@ import { createActor } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 import type { CurveSnapshot } from "../../../messages/projections.ts";
 import { emptyOutputs, type KindAdapter, secondsOf } from "../../actor_kinds.ts";
-import { type CurveContext, curveVersion, snapshotPoints, takeCurveChanges } from "./aggregate.ts";
-import { curveMachine } from "./machine.ts";
+import {
+  type CurveContext,
+  type CurveRejection,
+  type CurveRow,
+  curveVersion,
+  snapshotPoints,
+} from "./aggregate.ts";
+import { type CurveEmitted, curveMachine } from "./machine.ts";
+
+type Changes = { rows: CurveRow[]; snapshot: boolean };
+const NONE: CurveRejection[] = [];
+const NO_CHANGES: Changes = { rows: [], snapshot: false };
 
 export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
+  // A machine emits within `send`, so what the last send emitted is all one slot needs.
+  let rejections = NONE;
+  let changes: Changes | null = null;
+  const onEmitted = (emitted: CurveEmitted) => {
+    if (emitted.type === "rejected") rejections = emitted.rejections;
+    else changes = emitted;
+  };
   return {
     kind: "curve",
     spawn(key, persisted, versionBase) {
@@ -17,18 +34,23 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
       const actor = persisted === undefined
         ? createActor(curveMachine, { input })
         : createActor(curveMachine, { input, snapshot: persisted as never });
+      actor.on("*", onEmitted);
       return actor.start();
     },
     apply(actor, events) {
-      actor.send({ type: "EVENTS", points: events.map((e) => e.value) });
       // Points of an as_of older than the dates the actor keeps: stale_as_of in the DLQ.
-      return (actor.getSnapshot().context as CurveContext).rejected;
+      rejections = NONE;
+      actor.send({ type: "EVENTS", points: events.map((e) => e.value) });
+      return rejections;
     },
     collect(actor, key) {
+      changes = null;
+      actor.send({ type: "COLLECT" });
+      // (Set by onEmitted during the send: TypeScript cannot see that.)
+      const taken = (changes as Changes | null) ?? NO_CHANGES;
       const ctx = actor.getSnapshot().context as CurveContext;
       const out = emptyOutputs();
-      const changes = takeCurveChanges(ctx);
-      for (const row of changes.rows) {
+      for (const row of taken.rows) {
         out.curveRows.push({
           curve_id: key,
           as_of: row.as_of,
@@ -40,7 +62,7 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
           event_id: row.event_id,
         });
       }
-      if (changes.snapshot && ctx.asOf !== null) {
+      if (taken.snapshot && ctx.asOf !== null) {
         const snapshot: CurveSnapshot = {
           curve_id: key,
           as_of: ctx.asOf,

@@ -61,8 +61,6 @@ export interface CurveContext {
   applied: number;
   /** Points rejected as `stale_as_of`, in total. */
   stale: number;
-  /** Points of the last batch rejected (index within that batch). */
-  rejected: CurveRejection[];
 }
 
 export function initialCurveContext(
@@ -87,7 +85,6 @@ export function initialCurveContext(
     snapshotVersion: versionBase,
     applied: 0,
     stale: 0,
-    rejected: [],
   };
 }
 
@@ -140,7 +137,6 @@ function upgradeLegacy(ctx: CurveContext): void {
   }
   ctx.snapshotVersion = curveVersion(ctx);
   ctx.stale = legacy.evicted ?? 0;
-  ctx.rejected = [];
   delete legacy.changedPoints;
   delete legacy.evicted;
 }
@@ -169,18 +165,21 @@ function tenorsFor(ctx: CurveContext, asOf: string): Record<string, CurvePointSt
 }
 
 /**
- * Applies a batch, point by point in order; the points rejected as `stale_as_of` are listed
- * in `ctx.rejected` (indexes within `points`) and change nothing.
+ * Applies a batch, point by point in order; the points rejected as `stale_as_of` are returned
+ * (indexes within `points`) and change nothing.
  */
-export function applyPoints(ctx: CurveContext, points: readonly NormalizedCurvePoint[]): void {
+export function applyPoints(
+  ctx: CurveContext,
+  points: readonly NormalizedCurvePoint[],
+): CurveRejection[] {
   upgradeLegacy(ctx);
-  ctx.rejected = [];
+  const rejected: CurveRejection[] = [];
   points.forEach((p, index) => {
     ctx.applied++;
     const tenors = tenorsFor(ctx, p.as_of);
     if (tenors === null) {
       ctx.stale++;
-      ctx.rejected.push({
+      rejected.push({
         index,
         reason: "stale_as_of",
         message: `as_of ${p.as_of} is not among the ${ctx.keepAsOfs} newest as_of dates of ` +
@@ -206,6 +205,7 @@ export function applyPoints(ctx: CurveContext, points: readonly NormalizedCurveP
       ctx.snapshotVersion = state.version;
     }
   });
+  return rejected;
 }
 
 /** The rows changed since the last take (in order of first change) and whether the snapshot did. */

@@ -1,11 +1,30 @@
-/** The curve actor as an XState v5 machine (logic in aggregate.ts). */
-import { assertEvent, setup } from "xstate";
+/**
+ * The curve actor as an XState v5 machine (logic in aggregate.ts). Only the machine changes
+ * its context; what the runtime needs back it emits within `send`: the points of a batch it
+ * rejected, and on COLLECT the changes since the last collect (which it then forgets).
+ */
+import { assertEvent, enqueueActions, setup } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
-import { applyPoints, type CurveContext, initialCurveContext } from "./aggregate.ts";
+import {
+  applyPoints,
+  type CurveContext,
+  type CurveRejection,
+  type CurveRow,
+  initialCurveContext,
+  takeCurveChanges,
+} from "./aggregate.ts";
 
 export type CurveEvent =
   | { type: "EVENTS"; points: readonly NormalizedCurvePoint[] }
-  | { type: "RESET"; versionBase: number };
+  | { type: "RESET"; versionBase: number }
+  /** A flush takes the changes since the last one (emitted as `changes`). */
+  | { type: "COLLECT" };
+
+export type CurveEmitted =
+  /** Points of the batch just sent that were not applied (index within the batch). */
+  | { type: "rejected"; rejections: CurveRejection[] }
+  /** The rows changed since the last COLLECT, and whether the snapshot did. */
+  | { type: "changes"; rows: CurveRow[]; snapshot: boolean };
 
 export interface CurveInput {
   curveId: string;
@@ -15,14 +34,22 @@ export interface CurveInput {
 }
 
 export const curveMachine = setup({
-  types: { context: {} as CurveContext, events: {} as CurveEvent, input: {} as CurveInput },
+  types: {
+    context: {} as CurveContext,
+    events: {} as CurveEvent,
+    input: {} as CurveInput,
+    emitted: {} as CurveEmitted,
+  },
   actions: {
-    // Single writer: the reducer updates the actor's own context in place; the points it
-    // rejects are in context.rejected until the next batch.
-    apply: ({ context, event }) => {
+    // Single writer: the reducer updates the actor's own context in place.
+    apply: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "EVENTS");
-      applyPoints(context, event.points);
-    },
+      const rejections = applyPoints(context, event.points);
+      if (rejections.length > 0) enqueue.emit({ type: "rejected", rejections });
+    }),
+    collect: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit({ type: "changes", ...takeCurveChanges(context) });
+    }),
     reset: ({ context, event }) => {
       assertEvent(event, "RESET");
       Object.assign(
@@ -40,5 +67,8 @@ export const curveMachine = setup({
     empty: { on: { EVENTS: { target: "tracking", actions: "apply" } } },
     tracking: { on: { EVENTS: { actions: "apply" } } },
   },
-  on: { RESET: { target: ".empty", actions: "reset" } },
+  on: {
+    RESET: { target: ".empty", actions: "reset" },
+    COLLECT: { actions: "collect" },
+  },
 });

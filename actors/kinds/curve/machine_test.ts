@@ -8,10 +8,11 @@ import {
   seededRandom,
 } from "../../../tests/expected.ts";
 import {
+  type CurveRejection,
+  type CurveRow,
   curveVersion,
   DEFAULT_KEEP_AS_OFS,
   snapshotPoints,
-  takeCurveChanges,
 } from "./aggregate.ts";
 import { curveMachine } from "./machine.ts";
 import type { KeyedEvent } from "../../actor_kinds.ts";
@@ -58,11 +59,41 @@ function start(curveId = CURVE, versionBase?: number, keepAsOfs?: number): Curve
     ...(versionBase === undefined ? {} : { versionBase }),
     ...(keepAsOfs === undefined ? {} : { keepAsOfs }),
   };
-  return createActor(curveMachine, { input }).start();
+  return listened(createActor(curveMachine, { input }));
+}
+
+/** Restores a persisted snapshot (JSON round-tripped or older) into a running actor. */
+function restore(snapshot: unknown, curveId = CURVE): CurveActor {
+  return listened(createActor(curveMachine, { snapshot: snapshot as never, input: { curveId } }));
+}
+
+/** What each actor emitted for its last batch (`rejected`) and its last COLLECT. */
+const lastRejections = new WeakMap<CurveActor, CurveRejection[]>();
+const lastChanges = new WeakMap<CurveActor, { rows: CurveRow[]; snapshot: boolean }>();
+
+function listened(actor: CurveActor): CurveActor {
+  actor.on("rejected", (e) => lastRejections.set(actor, e.rejections));
+  actor.on("changes", (e) => lastChanges.set(actor, { rows: e.rows, snapshot: e.snapshot }));
+  return actor.start();
 }
 
 function send(actor: CurveActor, points: readonly NormalizedCurvePoint[]): void {
+  lastRejections.set(actor, []);
   actor.send({ type: "EVENTS", points });
+}
+
+/** The points of the actor's last batch that it rejected (emitted as `rejected`). */
+function rejectedBy(actor: CurveActor): CurveRejection[] {
+  return lastRejections.get(actor) ?? [];
+}
+
+/** Sends COLLECT and returns the changes the machine emitted for it. */
+function collect(actor: CurveActor): { rows: CurveRow[]; snapshot: boolean } {
+  lastChanges.delete(actor);
+  actor.send({ type: "COLLECT" });
+  const changes = lastChanges.get(actor);
+  if (changes === undefined) throw new Error("COLLECT emitted no changes");
+  return changes;
 }
 
 function snapshotOf(actor: CurveActor) {
@@ -96,7 +127,7 @@ function newSink(): CurveSink {
 /** Writes the actor's changed rows and snapshot, as ReplacingMergeTree(version) keeps them. */
 function flush(actor: CurveActor, sink: CurveSink): void {
   const ctx = actor.getSnapshot().context;
-  const changes = takeCurveChanges(ctx);
+  const changes = collect(actor);
   for (const row of changes.rows) {
     const k = curveRowKey(ctx.curveId, row.as_of, row.tenor);
     const previous = sink.rows.get(k);
@@ -155,7 +186,7 @@ function runCurves(
         restored++;
         actors.set(
           curveId,
-          createActor(curveMachine, { snapshot: persisted, input: { curveId } }).start(),
+          restore(persisted, curveId),
         );
       }
     }
@@ -240,14 +271,14 @@ Deno.test("a newer as_of replaces the curve snapshot, tenors of the old date inc
     point("a", "2027-01-14", "2027-02", 50, T0),
     point("b", "2027-01-14", "2027-03", 51, T0),
   ]);
-  takeCurveChanges(actor.getSnapshot().context);
+  collect(actor);
   // The new date's point has an older event time: the as_of decides, not the time.
   send(actor, [point("c", "2027-01-15", "2027-03", 60, T0 - 1_000)]);
   assert.deepEqual(snapshotOf(actor), {
     as_of: "2027-01-15",
     points: [{ tenor: "2027-03", price: 60, event_time_ms: T0 - 1_000 }],
   });
-  const changes = takeCurveChanges(actor.getSnapshot().context);
+  const changes = collect(actor);
   assert.deepEqual(changes.rows.map((r) => [r.as_of, r.tenor, r.price]), [
     ["2027-01-15", "2027-03", 60],
   ]);
@@ -262,7 +293,7 @@ Deno.test("an older as_of point leaves the snapshot alone but is kept for its Cl
   flush(actor, sink);
   const snapshotBefore = sink.snapshots.get(CURVE)!;
   send(actor, [point("b", "2027-01-14", "2027-02", 40, T0 + 10_000)]);
-  const changes = takeCurveChanges(actor.getSnapshot().context);
+  const changes = collect(actor);
   assert.deepEqual(changes.rows.map((r) => [r.as_of, r.tenor, r.price]), [
     ["2027-01-14", "2027-02", 40],
   ]);
@@ -285,13 +316,13 @@ Deno.test("a redelivered curve point changes nothing", () => {
   const p = point("a", "2027-01-15", "2027-02", 50, T0);
   send(actor, [p]);
   const ctx = actor.getSnapshot().context;
-  takeCurveChanges(ctx);
+  collect(actor);
   const before = JSON.stringify(ctx.asOfs);
   const version = curveVersion(ctx);
   send(actor, [p, p]);
   assert.equal(JSON.stringify(actor.getSnapshot().context.asOfs), before);
   assert.equal(curveVersion(actor.getSnapshot().context), version);
-  assert.deepEqual(takeCurveChanges(actor.getSnapshot().context), { rows: [], snapshot: false });
+  assert.deepEqual(collect(actor), { rows: [], snapshot: false });
   actor.stop();
 });
 
@@ -412,16 +443,16 @@ Deno.test("a point for an as_of older than the dates kept in memory is rejected 
   send(actor, [point("x", day(11), "2027-07", 1, T0), loser]); // kept date; redelivered old one
   flush(actor, sink);
   assert.deepEqual(
-    actor.getSnapshot().context.rejected.map((r) => [r.index, r.reason]),
+    rejectedBy(actor).map((r) => [r.index, r.reason]),
     [[1, "stale_as_of"]],
   );
-  assert.match(actor.getSnapshot().context.rejected[0]!.message, new RegExp(`as_of ${day(0)}`));
+  assert.match(rejectedBy(actor)[0]!.message, new RegExp(`as_of ${day(0)}`));
   const row = sink.rows.get(curveRowKey(CURVE, day(0), "2027-06"))!;
   assert.deepEqual([row.event_id, row.price], ["w", 70]);
   assert.equal(sink.rows.get(curveRowKey(CURVE, day(11), "2027-07"))?.price, 1);
   // A date never seen, older than every kept date, is stale too (it may have been dropped).
   send(actor, [point("y", day(5), "2027-06", 1, T0)]);
-  assert.equal(actor.getSnapshot().context.rejected.length, 1);
+  assert.equal(rejectedBy(actor).length, 1);
   assert.equal(actor.getSnapshot().context.stale, 2);
   actor.stop();
 });
@@ -442,17 +473,13 @@ Deno.test("a tenor named like an Object.prototype member is kept like any other"
 Deno.test("a tenor named __proto__ is an own row like any other and survives JSON", () => {
   const actor = start();
   send(actor, [point("a", "2027-01-15", "__proto__", 50, T0)]);
-  const ctx = actor.getSnapshot().context;
   assert.deepEqual(snapshotOf(actor).points, [{
     tenor: "__proto__",
     price: 50,
     event_time_ms: T0,
   }]);
-  assert.deepEqual(takeCurveChanges(ctx).rows.map((r) => r.tenor), ["__proto__"]);
-  const restored = createActor(curveMachine, {
-    snapshot: JSON.parse(JSON.stringify(actor.getPersistedSnapshot())),
-    input: { curveId: CURVE },
-  }).start();
+  assert.deepEqual(collect(actor).rows.map((r) => r.tenor), ["__proto__"]);
+  const restored = restore(JSON.parse(JSON.stringify(actor.getPersistedSnapshot())));
   send(restored, [point("b", "2027-01-15", "__proto__", 49, T0 - 1)]); // loses
   assert.deepEqual(snapshotOf(restored).points, [{
     tenor: "__proto__",
@@ -549,7 +576,7 @@ function runBatched(
   const feed = (size: number) => {
     const batch = points.slice(at, at + size);
     send(actor, batch);
-    for (const r of actor.getSnapshot().context.rejected) stale.push(at + r.index);
+    for (const r of rejectedBy(actor)) stale.push(at + r.index);
     at += batch.length;
     record();
   };
@@ -560,7 +587,7 @@ function runBatched(
   if (options.restoreAt !== undefined) {
     const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
     actor.stop();
-    actor = createActor(curveMachine, { snapshot: persisted, input: { curveId: CURVE } }).start();
+    actor = restore(persisted);
     while (at < points.length) feed(1);
   }
   assert.equal(at, points.length);
@@ -672,16 +699,15 @@ Deno.test("a curve context persisted by the former 32-date version keeps working
     applied: 40,
     evicted: 3,
   };
-  const restored = createActor(curveMachine, { snapshot: legacy, input: { curveId: CURVE } })
-    .start();
+  const restored = restore(legacy);
   send(restored, [
     point("old", day(9), "2027-06", 1, T0 + 1e9), // before every kept date: it may have been dropped
     point("kept", day(10), "2027-06", 2, T0 + 1e9),
   ]);
   const ctx = restored.getSnapshot().context;
-  assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "stale_as_of"]]);
+  assert.deepEqual(rejectedBy(restored).map((r) => [r.index, r.reason]), [[0, "stale_as_of"]]);
   assert.equal(ctx.keepAsOfs, DEFAULT_KEEP_AS_OFS);
-  const rows = takeCurveChanges(ctx).rows.map((r) => [r.as_of, r.price, r.version]);
+  const rows = collect(restored).rows.map((r) => [r.as_of, r.price, r.version]);
   assert.deepEqual(rows, [[day(41), 41, 32], [day(10), 2, 33]]);
   restored.stop();
 });

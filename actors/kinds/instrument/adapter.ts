@@ -11,13 +11,14 @@ import {
   type BarState,
   barVersion,
   barVwap,
+  type ChangedBar,
   type InstrumentContext,
   type InstrumentParams,
   latestVersion,
   nextCloseAt,
-  takeChanges,
+  type Rejection,
 } from "./aggregate.ts";
-import { instrumentMachine } from "./machine.ts";
+import { type InstrumentEmitted, instrumentMachine } from "./machine.ts";
 
 export function barMessage(ctx: InstrumentContext, resolution: string, bar: BarState): Bar {
   return {
@@ -37,7 +38,18 @@ export function barMessage(ctx: InstrumentContext, resolution: string, bar: BarS
   };
 }
 
+type Changes = { bars: ChangedBar[]; latest: boolean };
+const NONE: Rejection[] = [];
+const NO_CHANGES: Changes = { bars: [], latest: false };
+
 export function instrumentAdapter(params: InstrumentParams): KindAdapter<NormalizedTick> {
+  // A machine emits within `send`, so what the last send emitted is all one slot needs.
+  let rejections = NONE;
+  let changes: Changes | null = null;
+  const onEmitted = (emitted: InstrumentEmitted) => {
+    if (emitted.type === "rejected") rejections = emitted.rejections;
+    else changes = emitted;
+  };
   return {
     kind: "instrument",
     spawn(key, persisted, versionBase) {
@@ -45,20 +57,25 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
       const actor = persisted === undefined
         ? createActor(instrumentMachine, { input })
         : createActor(instrumentMachine, { input, snapshot: persisted as never });
+      actor.on("*", onEmitted);
       return actor.start();
     },
     apply(actor, events) {
+      rejections = NONE;
       actor.send({
         type: "EVENTS",
         inputs: events.map((e) => ({ tick: e.value, clock: e.clock })),
       });
-      return (actor.getSnapshot().context as InstrumentContext).rejected;
+      return rejections;
     },
     collect(actor, key) {
+      changes = null;
+      actor.send({ type: "COLLECT" });
+      // (Set by onEmitted during the send: TypeScript cannot see that.)
+      const taken = (changes as Changes | null) ?? NO_CHANGES;
       const ctx = actor.getSnapshot().context as InstrumentContext;
       const out = emptyOutputs();
-      const changes = takeChanges(ctx);
-      for (const { resolution, bar } of changes.bars) {
+      for (const { resolution, bar } of taken.bars) {
         const message = barMessage(ctx, resolution, bar);
         out.barRows.push({
           ...message,
@@ -77,7 +94,7 @@ export function instrumentAdapter(params: InstrumentParams): KindAdapter<Normali
           });
         }
       }
-      if (changes.latest && ctx.latest) {
+      if (taken.latest && ctx.latest) {
         const latest: LatestPrice = {
           instrument_id: key,
           ...ctx.latest,

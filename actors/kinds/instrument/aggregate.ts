@@ -124,8 +124,6 @@ export interface InstrumentContext {
   latestChanged: boolean;
   /** A bar turned final since the last flush (the runtime flushes early then). */
   closedSinceFlush: boolean;
-  /** Events of the last batch that were not applied (late beyond lateness). */
-  rejected: Rejection[];
   duplicates: number;
 }
 
@@ -148,7 +146,6 @@ export function initialInstrumentContext(
     seenPruneAt: 256,
     latestChanged: false,
     closedSinceFlush: false,
-    rejected: [],
     duplicates: 0,
   };
 }
@@ -292,12 +289,12 @@ function pruneSeen(ctx: InstrumentContext): void {
 
 /**
  * Applies a batch of ticks in order, each judged by its partition's clock at its offset.
- * Duplicates (same event_id) are ignored; events older than clock - lateness are reported
- * in `ctx.rejected` as `late_event` and not applied. An event for a bar that quiet close
- * made final is a correction: the bar stays final with a higher version.
+ * Duplicates (same event_id) are ignored; events older than clock - lateness are returned
+ * as `late_event` and not applied. An event for a bar that quiet close made final is a
+ * correction: the bar stays final with a higher version.
  */
-export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[]): void {
-  ctx.rejected = [];
+export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[]): Rejection[] {
+  const rejected: Rejection[] = [];
   const lateness = ctx.params.allowedLatenessMs;
   const seen = seenOf(ctx);
   for (let index = 0; index < inputs.length; index++) {
@@ -309,7 +306,7 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
       continue;
     }
     if (ctx.clockMs !== null && t < ctx.clockMs - lateness) {
-      ctx.rejected.push({
+      rejected.push({
         index,
         reason: "late_event",
         message: `event time ${t} is older than clock ${ctx.clockMs} - lateness ${lateness}`,
@@ -334,6 +331,7 @@ export function applyTicks(ctx: InstrumentContext, inputs: readonly TickInput[])
     if (clock.quietMs !== null) closeBars(ctx, clock);
   }
   if (ctx.seenCount >= ctx.seenPruneAt) pruneSeen(ctx);
+  return rejected;
 }
 
 /**

@@ -3,16 +3,23 @@
  * the machine adds the lifecycle (empty -> open <-> closed) and is what the runtime
  * persists and restores (XState persisted snapshots). Time comes only from the partition's
  * event-time clock, with each event and with CLOCK advances: no wall clock.
+ *
+ * Only the machine changes its context. What the runtime needs back it emits, synchronously
+ * within `send`: the events of a batch it rejected, and on COLLECT the changes since the
+ * last collect (which it then forgets).
  */
-import { assertEvent, setup } from "xstate";
+import { assertEvent, enqueueActions, setup } from "xstate";
 import type { EventClock } from "../../event_clock.ts";
 import {
   advanceClock,
   allBarsFinal,
   applyTicks,
+  type ChangedBar,
   initialInstrumentContext,
   type InstrumentContext,
   type InstrumentParams,
+  type Rejection,
+  takeChanges,
   type TickInput,
 } from "./aggregate.ts";
 
@@ -22,7 +29,15 @@ export type InstrumentEvent =
   /** The partition's clock moved (or every source went idle): close what is due. */
   | { type: "CLOCK"; clock: EventClock }
   /** Operator reset: forget everything but keep versions growing. */
-  | { type: "RESET"; versionBase: number };
+  | { type: "RESET"; versionBase: number }
+  /** A flush takes the changes since the last one (emitted as `changes`). */
+  | { type: "COLLECT" };
+
+export type InstrumentEmitted =
+  /** Events of the batch just sent that were not applied (index within the batch). */
+  | { type: "rejected"; rejections: Rejection[] }
+  /** What changed since the last COLLECT. */
+  | { type: "changes"; bars: ChangedBar[]; latest: boolean };
 
 export interface InstrumentInput {
   instrumentId: string;
@@ -35,14 +50,19 @@ export const instrumentMachine = setup({
     context: {} as InstrumentContext,
     events: {} as InstrumentEvent,
     input: {} as InstrumentInput,
+    emitted: {} as InstrumentEmitted,
   },
   actions: {
     // The context belongs to this actor alone (single writer), so the reducer updates it in
     // place: copying bar lists per event would cost more than the rest of the work.
-    apply: ({ context, event }) => {
+    apply: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "EVENTS");
-      applyTicks(context, event.inputs);
-    },
+      const rejections = applyTicks(context, event.inputs);
+      if (rejections.length > 0) enqueue.emit({ type: "rejected", rejections });
+    }),
+    collect: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit({ type: "changes", ...takeChanges(context) });
+    }),
     advance: ({ context, event }) => {
       assertEvent(event, "CLOCK");
       advanceClock(context, event.clock);
@@ -89,5 +109,6 @@ export const instrumentMachine = setup({
   },
   on: {
     RESET: { target: ".empty", actions: "reset" },
+    COLLECT: { actions: "collect" },
   },
 });

@@ -14,11 +14,13 @@ import {
   allBarsFinal,
   barVersion,
   barVwap,
+  type ChangedBar,
   findBar,
   type InstrumentParams,
   latestVersion,
   nextCloseAt,
-  takeChanges,
+  type Rejection,
+  type TickInput,
 } from "./aggregate.ts";
 import { type InstrumentInput, instrumentMachine } from "./machine.ts";
 
@@ -58,8 +60,20 @@ function at(clockMs: number | null, quietMs: number | null = null): EventClock {
   return { clockMs, quietMs };
 }
 
-function start(input: InstrumentInput = { instrumentId: ID, params: PARAMS }): InstrumentActor {
-  return createActor(instrumentMachine, { input }).start();
+/** What each actor emitted for its last batch (`rejected`) and its last COLLECT. */
+const lastRejections = new WeakMap<InstrumentActor, Rejection[]>();
+const lastChanges = new WeakMap<InstrumentActor, { bars: ChangedBar[]; latest: boolean }>();
+
+function start(
+  input: InstrumentInput = { instrumentId: ID, params: PARAMS },
+  snapshot?: unknown,
+): InstrumentActor {
+  const actor = snapshot === undefined
+    ? createActor(instrumentMachine, { input })
+    : createActor(instrumentMachine, { input, snapshot: snapshot as never });
+  actor.on("rejected", (e) => lastRejections.set(actor, e.rejections));
+  actor.on("changes", (e) => lastChanges.set(actor, { bars: e.bars, latest: e.latest }));
+  return actor.start();
 }
 
 /** Sends ticks that all come with the same partition clock (undefined by default). */
@@ -68,7 +82,26 @@ function send(
   ticks: readonly NormalizedTick[],
   clock: EventClock = UNDEFINED_CLOCK,
 ): void {
-  actor.send({ type: "EVENTS", inputs: ticks.map((t) => ({ tick: t, clock })) });
+  sendInputs(actor, ticks.map((t) => ({ tick: t, clock })));
+}
+
+function sendInputs(actor: InstrumentActor, inputs: TickInput[]): void {
+  lastRejections.set(actor, []);
+  actor.send({ type: "EVENTS", inputs });
+}
+
+/** The events of the actor's last batch that it rejected (emitted as `rejected`). */
+function rejectedBy(actor: InstrumentActor): Rejection[] {
+  return lastRejections.get(actor) ?? [];
+}
+
+/** Sends COLLECT and returns the changes the machine emitted for it. */
+function collect(actor: InstrumentActor): { bars: ChangedBar[]; latest: boolean } {
+  lastChanges.delete(actor);
+  actor.send({ type: "COLLECT" });
+  const changes = lastChanges.get(actor);
+  if (changes === undefined) throw new Error("COLLECT emitted no changes");
+  return changes;
 }
 
 function sendClock(actor: InstrumentActor, clock: EventClock): void {
@@ -114,7 +147,7 @@ function newSink(): Sink {
 /** Takes the actor's changes and writes them to the sink, checking versions only grow. */
 function flush(actor: InstrumentActor, sink: Sink): void {
   const ctx = actor.getSnapshot().context;
-  const changes = takeChanges(ctx);
+  const changes = collect(actor);
   for (const { resolution, bar: b } of changes.bars) {
     const emitted: Bar = {
       instrument_id: ctx.instrumentId,
@@ -169,7 +202,7 @@ interface RunOptions {
 interface RunResult {
   sink: Sink;
   actors: Map<string, InstrumentActor>;
-  /** Arrival indexes reported in ctx.rejected. */
+  /** Arrival indexes reported in rejectedBy(actor). */
   rejected: Set<number>;
   duplicates: number;
   /** How many actors were persisted and restored mid-stream. */
@@ -216,8 +249,8 @@ function run(ticks: readonly NormalizedTick[], options: RunOptions): RunResult {
     const byInstrument = Map.groupBy(chunk, (c) => c.tick.instrument_id);
     for (const [instrumentId, items] of byInstrument) {
       const actor = actorFor(instrumentId);
-      actor.send({ type: "EVENTS", inputs: items.map((c) => ({ tick: c.tick, clock })) });
-      for (const r of actor.getSnapshot().context.rejected) {
+      sendInputs(actor, items.map((c) => ({ tick: c.tick, clock })));
+      for (const r of rejectedBy(actor)) {
         assert.equal(r.reason, "late_event");
         rejected.add(items[r.index]!.index);
       }
@@ -241,7 +274,7 @@ function run(ticks: readonly NormalizedTick[], options: RunOptions): RunResult {
         const input = { instrumentId, params: options.params };
         actors.set(
           instrumentId,
-          createActor(instrumentMachine, { snapshot: persisted, input }).start(),
+          start(input, persisted),
         );
       }
     }
@@ -377,7 +410,7 @@ Deno.test("instrument machine whose own events are far ahead of the partition cl
   send(actor, [tick("b", T0 + 3 * HOUR, 11)], at(T0 + 2 * SEC));
   send(actor, [tick("c", T0 + 1 * SEC, 12)], at(T0 + 2 * SEC));
   const ctx = actor.getSnapshot().context;
-  assert.equal(ctx.rejected.length, 0);
+  assert.equal(rejectedBy(actor).length, 0);
   assert.equal(bar(actor, "1m", T0).count, 2);
   assert.equal(bar(actor, "1m", T0).final, false);
   assert.equal(bar(actor, "1h", T0).final, false);
@@ -392,7 +425,7 @@ Deno.test("instrument machine with an undefined clock rejects nothing and finali
   sendClock(actor, UNDEFINED_CLOCK);
   send(actor, [tick("c", T0 - HOUR, 12)]);
   const ctx = actor.getSnapshot().context;
-  assert.equal(ctx.rejected.length, 0);
+  assert.equal(rejectedBy(actor).length, 0);
   assert.equal(ctx.applied, 3);
   assert.equal(ctx.clockMs, null);
   assert.ok(Object.values(ctx.bars).every((list) => list.every((b) => !b.final)));
@@ -438,7 +471,7 @@ Deno.test("a correction after quiet close keeps the bar final with a higher vers
   send(actor, [tick("b", T0 + 8 * SEC, 20, 3)], at(clock));
   flush(actor, sink);
   assert.equal(state(actor), "closed");
-  assert.equal(actor.getSnapshot().context.rejected.length, 0);
+  assert.equal(rejectedBy(actor).length, 0);
   const corrected = sink.bars.get(key)!;
   assert.equal(corrected.final, true);
   assert.ok(corrected.version > finalVersion);
@@ -457,7 +490,7 @@ Deno.test("a correction after quiet close keeps the bar final with a higher vers
   // Older than clock - lateness: a late_event, no correction.
   send(actor, [tick("c", clock - LATENESS - 1, 30)], at(clock));
   flush(actor, sink);
-  assert.equal(actor.getSnapshot().context.rejected.length, 1);
+  assert.equal(rejectedBy(actor).length, 1);
   assert.equal(sink.bars.get(key)!.count, 2);
   assert.equal(state(actor), "closed");
   actor.stop();
@@ -483,7 +516,7 @@ Deno.test("instrument machine reports events older than clock - lateness in reje
   const before = JSON.stringify(actor.getSnapshot().context.bars);
   send(actor, [tick("late", T0 + 30 * SEC - LATENESS - 1, 99)], at(T0 + 30 * SEC));
   const ctx = actor.getSnapshot().context;
-  assert.deepEqual(ctx.rejected.map((r) => [r.index, r.reason]), [[0, "late_event"]]);
+  assert.deepEqual(rejectedBy(actor).map((r) => [r.index, r.reason]), [[0, "late_event"]]);
   assert.equal(JSON.stringify(ctx.bars), before);
   assert.equal(ctx.applied, 1);
   actor.stop();
@@ -566,10 +599,7 @@ Deno.test("a restored actor keeps its state value, its clock and its dedup memor
   const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
   actor.stop();
 
-  const restored = createActor(instrumentMachine, {
-    snapshot: persisted,
-    input: { instrumentId: ID, params: PARAMS },
-  }).start();
+  const restored = start({ instrumentId: ID, params: PARAMS }, persisted);
   assert.equal(state(restored), "closed");
   assert.equal(restored.getSnapshot().context.clockMs, T0 + 10 * SEC);
   send(restored, [tick("a", T0 + 10 * SEC, 10)], at(T0 + 10 * SEC));
@@ -580,7 +610,7 @@ Deno.test("a restored actor keeps its state value, its clock and its dedup memor
   // The restored clock still judges lateness.
   send(restored, [tick("late", T0 + 10 * SEC - LATENESS - 1, 10)], UNDEFINED_CLOCK);
   ctx = restored.getSnapshot().context;
-  assert.equal(ctx.rejected.length, 1);
+  assert.equal(rejectedBy(restored).length, 1);
   restored.stop();
 });
 
