@@ -40,6 +40,7 @@ import { kindOf, KINDS } from "../actors/kinds/registry.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { storedActorCounter } from "../stores/stored_actors.ts";
 import { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import { actorService } from "../supervisors/actor_service.ts";
 import { startNormalizer } from "../supervisors/normalizer_supervisor.ts";
 import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
 import { NodeRegistry } from "../supervisors/node_registry.ts";
@@ -111,6 +112,14 @@ export function startNode(
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
   let actors: ActorConsumer | undefined;
+  const actorsView = actorService({
+    config,
+    logger: logger.child("actors"),
+    store,
+    redis,
+    clickhouse,
+    actors: () => actors,
+  });
   const lagMonitors: LagMonitor[] = [];
   let resolveFinished: (code: number) => void = () => {};
   const finished = new Promise<number>((r) => (resolveFinished = r));
@@ -192,13 +201,10 @@ export function startNode(
         config,
         logger: logger.child("http"),
         nodeId,
-        store,
+        actors: actorsView,
         nodes,
         sql,
-        redis,
-        clickhouse,
         hotKeys,
-        actors: () => actors,
         selfUrl: () => advertised(),
       }, { admin: admin_ }),
       statusPage({
@@ -208,7 +214,7 @@ export function startNode(
         nodes,
         hotKeys,
         jobs,
-        actors: () => actors,
+        actors: actorsView,
       }),
     ],
   });

@@ -4,21 +4,15 @@
  * actor or the snapshot; the owner from this node's assignment or the node registry.
  */
 import type { ActorKind } from "../actors/actor_kinds.ts";
-import { kindOf } from "../actors/kinds/registry.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
-import type { Config } from "../config/config.ts";
-import type { ActorStore } from "../stores/actor_store.ts";
-import { topicNames } from "../stores/kafka.ts";
-import type { ActorConsumer } from "../supervisors/actor_consumer.ts";
 import type { NodeRecord } from "../messages/node_record.ts";
+import type { ActorService } from "../supervisors/actor_service.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
 
 export interface LocationDeps {
-  config: Config;
   nodeId: string;
-  store: ActorStore;
+  actors: ActorService;
   nodes: NodeRegistry;
-  actors: () => ActorConsumer | undefined;
 }
 
 export type ActorLocation =
@@ -27,37 +21,19 @@ export type ActorLocation =
   | { where: "peer"; partition: number; persisted: PersistedActor; owner: NodeRecord }
   | { where: "unowned"; partition: number; persisted: PersistedActor };
 
-/** The normalized topic holding a kind's events (with the configured prefix). */
-export function topicOf(config: Config, kind: ActorKind): string {
-  const topics = topicNames(config.DATA_PROC_TOPIC_PREFIX);
-  return kindOf(kind).inputTopic(topics);
-}
-
 /** Finds a key; undefined when it has neither a live actor here nor a snapshot. */
 export async function locateActor(
   deps: LocationDeps,
   kind: ActorKind,
   key: string,
 ): Promise<ActorLocation | undefined> {
-  const consumer = deps.actors();
-  const live = consumer?.findLive(kind, key);
-  if (live) {
-    // Judged by its partition's clock now (the context holds the clock it last saw).
-    const { clockMs, quietMs } = live.partition.clock;
-    return {
-      where: "live",
-      partition: live.actor.partition,
-      inspect: { ...live.actor.inspect(), event_time_clock_ms: clockMs, quiet_close_ms: quietMs },
-    };
-  }
-  const persisted = (await deps.store.load(kind, [key])).get(key);
+  const live = deps.actors.inspectLive(kind, key);
+  if (live) return { where: "live", partition: live.partition, inspect: live.inspect };
+  const persisted = (await deps.actors.loadStored(kind, [key])).get(key);
   if (!persisted) return undefined;
   const partition = persisted.partition;
-  const topic = topicOf(deps.config, kind);
-  const assignedHere = consumer?.assignment().some((a) =>
-    a.topic === topic && a.partition === partition
-  );
-  if (assignedHere) return { where: "here", partition, persisted };
+  if (deps.actors.assignedHere(kind, partition)) return { where: "here", partition, persisted };
+  const topic = deps.actors.topicOf(kind);
   const owner = (await deps.nodes.list()).find((n) =>
     n.node_id !== deps.nodeId &&
     n.partitions.some((p) => p.topic === topic && p.partition === partition)

@@ -15,13 +15,9 @@ import type { ActorKind } from "../actors/actor_kinds.ts";
 import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
 import { withSpan } from "../observability/tracing.ts";
-import { kindSettings, storedShape } from "../actors/kinds/kind.ts";
-import { kindOf } from "../actors/kinds/registry.ts";
-import { deleteOlder, storedMaxVersions } from "../stores/projection_store.ts";
-import type { ActorConsumer, ResetOutcome } from "../supervisors/actor_consumer.ts";
 import { adminIdentity, parseRequestedBy } from "./admin_auth.ts";
 import { auditAdminAction } from "./admin_audit.ts";
-import { locateActor, storedView, topicOf } from "./actor_location.ts";
+import { locateActor, storedView } from "./actor_location.ts";
 import { onlyQuery, parseKey, parseKind, parseLimit, parsePrefix } from "./actor_params.ts";
 import { HttpError } from "./errors.ts";
 import { askPeers, forwardTo, isForwarded } from "./forward.ts";
@@ -35,10 +31,6 @@ const ResetBody = z.object({
 
 const LIST_DEFAULT = 100;
 const LIST_MAX = 1000;
-
-function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (ch) => `\\${ch}`);
-}
 
 /** Keeps the `limit` smallest distinct ids seen, in O(limit) memory. */
 class SmallestIds {
@@ -87,20 +79,19 @@ interface ListedActor {
   saved_at_ms?: number;
 }
 
+function notOwned(kind: ActorKind, partition: number): HttpError {
+  return new HttpError(
+    503,
+    "owner_unavailable",
+    `no node holds ${kind} partition ${partition} right now; retry shortly`,
+  );
+}
+
 export function actorRoutes(
   deps: OperatorDeps,
   requireAdmin: (action: string) => MiddlewareHandler,
 ) {
   const audit = { sql: deps.sql, logger: deps.logger, nodeId: deps.nodeId };
-
-  const liveKeys = (consumer: ActorConsumer | undefined, kinds: readonly ActorKind[]) => {
-    const found: { kind: ActorKind; key: string; partition: number }[] = [];
-    for (const p of consumer?.partitions ?? []) {
-      if (!p.alive || !kinds.includes(p.kind)) continue;
-      for (const key of p.keys()) found.push({ kind: p.kind, key, partition: p.partition });
-    }
-    return found;
-  };
 
   return (app: Hono) => {
     app.get("/actors", async (c) => {
@@ -111,25 +102,17 @@ export function actorRoutes(
         : [parseKind(kindParam)];
       const prefix = parsePrefix(c.req.query("prefix"));
       const limit = parseLimit(c.req.query("limit"), LIST_DEFAULT, LIST_MAX);
-      const consumer = deps.actors();
 
       const picked = new SmallestIds(limit);
       const live = new Map<string, number>();
-      for (const l of liveKeys(consumer, kinds)) {
+      for (const l of deps.actors.liveKeys(kinds)) {
         if (!l.key.startsWith(prefix)) continue;
         const id = `${l.kind}${SEP}${l.key}`;
         live.set(id, l.partition);
         picked.add(id);
       }
       for (const kind of kinds) {
-        const base = deps.store.snapshotKey(kind, "");
-        const pattern = `${globEscape(base)}${globEscape(prefix)}*`;
-        let cursor = "0";
-        do {
-          const [next, found] = await deps.redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-          cursor = next;
-          for (const redisKey of found) picked.add(`${kind}${SEP}${redisKey.slice(base.length)}`);
-        } while (cursor !== "0");
+        await deps.actors.scanStoredKeys(kind, prefix, (key) => picked.add(`${kind}${SEP}${key}`));
       }
       const { ids, truncated } = picked.result();
 
@@ -138,11 +121,10 @@ export function actorRoutes(
       for (const kind of kinds) {
         const keys = ids.filter((id) => id.startsWith(`${kind}${SEP}`) && !live.has(id))
           .map((id) => id.slice(kind.length + 1));
-        const loaded = await deps.store.load(kind, keys);
+        const loaded = await deps.actors.loadStored(kind, keys);
         for (const [key, p] of loaded) stored.set(`${kind}${SEP}${key}`, p);
       }
       const nodes = stored.size > 0 ? await deps.nodes.list() : [];
-      const assignment = consumer?.assignment() ?? [];
       const actors = ids.flatMap((id): ListedActor[] => {
         const [kind, key] = id.split(SEP) as [ActorKind, string];
         const livePartition = live.get(id);
@@ -151,8 +133,8 @@ export function actorRoutes(
         }
         const p = stored.get(id);
         if (!p) return []; // deleted between SCAN and load
-        const topic = topicOf(deps.config, kind);
-        const here = assignment.some((a) => a.topic === topic && a.partition === p.partition);
+        const topic = deps.actors.topicOf(kind);
+        const here = deps.actors.assignedHere(kind, p.partition);
         const owner = here ? deps.nodeId : nodes.find((n) =>
           n.node_id !== deps.nodeId &&
           n.partitions.some((x) => x.topic === topic && x.partition === p.partition)
@@ -192,8 +174,8 @@ export function actorRoutes(
           owner: where.where === "here" ? deps.nodeId : null,
         });
         // A passivated key owned here is judged by its partition's clock now.
-        const owned = deps.actors()?.ownedPartition(kind, where.partition);
-        if (owned) view.event_time_clock_ms = owned.clock.clockMs;
+        const clockMs = deps.actors.ownedClockMs(kind, where.partition);
+        if (clockMs !== undefined) view.event_time_clock_ms = clockMs;
         return c.json(view);
       }
       if (where?.where === "peer") {
@@ -270,87 +252,58 @@ export function actorRoutes(
           throw err;
         }
       }
-      const consumer = deps.actors();
-      if (where.where === "unowned" || !consumer?.ownedPartition(kind, where.partition)) {
-        throw await fail(
-          new HttpError(
-            503,
-            "owner_unavailable",
-            `no node holds ${kind} partition ${where.partition} right now; retry shortly`,
-          ),
-          { partition: where.partition },
-        );
+      if (where.where === "unowned") {
+        throw await fail(notOwned(kind, where.partition), { partition: where.partition });
       }
 
       return await withSpan("http.actor_reset", {
         "dp.kind": kind,
         "dp.partition": where.partition,
       }, async () => {
-        const stores = {
-          config: deps.config,
-          redis: deps.redis,
-          clickhouse: deps.clickhouse,
-          keys: deps.store.keys,
-        };
-        const shape = storedShape(kindOf(kind), kindSettings(deps.config));
-        let outcome: ResetOutcome;
-        try {
-          const stored = (await storedMaxVersions(stores, shape, [key])).get(key) ?? 0;
-          outcome = await consumer.reset(kind, key, where.partition, stored);
-        } catch (err) {
-          deps.logger.error("actor reset failed", { kind, key, partition: where.partition, err });
-          throw await fail(
-            new HttpError(503, "reset_failed", `reset failed: ${(err as Error).message}`),
-            { partition: where.partition },
-          );
+        const at = { partition: where.partition };
+        const result = await deps.actors.reset(kind, key, where.partition);
+        switch (result.status) {
+          case "not_owned":
+            throw await fail(notOwned(kind, where.partition), at);
+          case "failed":
+            throw await fail(
+              new HttpError(503, "reset_failed", `reset failed: ${result.error.message}`),
+              at,
+            );
+          case "unknown":
+            throw await fail(new HttpError(404, "not_found", `no ${kind} actor for key ${key}`));
+          case "moved":
+            // Its flush was fenced: the new owner holds the state from before the reset.
+            throw await fail(
+              new HttpError(
+                409,
+                "owner_changed",
+                `${kind} partition ${where.partition} moved before the reset was stored; ` +
+                  "nothing was reset: repeat the request (it goes to the new owner)",
+              ),
+              at,
+            );
+          case "replaying":
+            throw await fail(
+              new HttpError(
+                409,
+                "replay_running",
+                `a replay is rebuilding ${kind} ${key}; reset it after the replay ends`,
+              ),
+              at,
+            );
+          case "incomplete":
+            throw await fail(
+              new HttpError(
+                503,
+                "reset_incomplete",
+                `state was reset (version base ${result.versionBase}) but its projections were ` +
+                  `not all cleared: ${result.error.message}; repeat the reset`,
+              ),
+              { ...at, version_base: result.versionBase },
+            );
         }
-        if (outcome.status === "unknown") {
-          throw await fail(new HttpError(404, "not_found", `no ${kind} actor for key ${key}`));
-        }
-        if (outcome.status === "moved") {
-          // Its flush was fenced: the new owner holds the state from before the reset, and
-          // nothing stored may be cleared from here.
-          throw await fail(
-            new HttpError(
-              409,
-              "owner_changed",
-              `${kind} partition ${where.partition} moved before the reset was stored; ` +
-                "nothing was reset: repeat the request (it goes to the new owner)",
-            ),
-            { partition: where.partition },
-          );
-        }
-        if (outcome.status === "replaying") {
-          throw await fail(
-            new HttpError(
-              409,
-              "replay_running",
-              `a replay is rebuilding ${kind} ${key}; reset it after the replay ends`,
-            ),
-            { partition: where.partition },
-          );
-        }
-        const versionBase = outcome.versionBase;
-        let cleared;
-        try {
-          cleared = await deleteOlder(stores, shape, new Map([[key, versionBase]]));
-        } catch (err) {
-          deps.logger.error("clearing projections after a reset failed", {
-            kind,
-            key,
-            partition: where.partition,
-            err,
-          });
-          throw await fail(
-            new HttpError(
-              503,
-              "reset_incomplete",
-              `state was reset (version base ${versionBase}) but its projections were not all ` +
-                `cleared: ${(err as Error).message}; repeat the reset`,
-            ),
-            { partition: where.partition, version_base: versionBase },
-          );
-        }
+        const { versionBase, cleared } = result;
         const auditId = await auditAdminAction(audit, identity, {
           action: "actor.reset",
           target,
@@ -362,7 +315,6 @@ export function actorRoutes(
             ...cleared,
           },
         });
-        deps.logger.info("actor reset", { kind, key, partition: where.partition, versionBase });
         return c.json({
           node_id: deps.nodeId,
           kind,

@@ -18,7 +18,7 @@ export function clusterRoutes(deps: OperatorDeps) {
   return (app: Hono) => {
     app.get("/partitions", async (c) => {
       onlyQuery(c.req.query(), []);
-      const partitions = deps.actors()?.partitionViews() ?? [];
+      const partitions = deps.actors.partitionViews();
       // Every kind, zero when none of its actors lives here.
       const liveActors: Record<string, number> = Object.fromEntries(KIND_NAMES.map((k) => [k, 0]));
       for (const p of partitions) liveActors[p.kind] = (liveActors[p.kind] ?? 0) + p.live_actors;

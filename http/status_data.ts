@@ -8,7 +8,7 @@
 import { KIND_NAMES } from "../actors/kinds/registry.ts";
 import type { HotKey, HotKeys } from "../observability/hot_keys.ts";
 import { metrics } from "../observability/metrics.ts";
-import type { ActorConsumer, PartitionView } from "../supervisors/actor_consumer.ts";
+import type { ActorService, PartitionView } from "../supervisors/actor_service.ts";
 import type { NodeRecord } from "../messages/node_record.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
 import type { JobStatus, ReplayJobs, ReplayJobView } from "../supervisors/replay_jobs.ts";
@@ -21,7 +21,7 @@ export interface StatusDeps {
   nodes: Pick<NodeRegistry, "list">;
   hotKeys: Pick<HotKeys, "top">;
   jobs: Pick<ReplayJobs, "recent">;
-  actors: () => Pick<ActorConsumer, "partitionViews"> | undefined;
+  actors: Pick<ActorService, "partitionViews">;
 }
 
 /** Rows shown at most per section (the page is cheap to render and to refresh). */
@@ -149,7 +149,7 @@ async function dlqCounts(): Promise<StatusSnapshot["dlq"]> {
 }
 
 export async function collectStatus(deps: StatusDeps): Promise<StatusSnapshot> {
-  const local = deps.actors()?.partitionViews() ?? [];
+  const local = deps.actors.partitionViews();
   const [readiness, { nodes, jobs }, dlq] = await Promise.all([
     deps.readiness(),
     (async () => {

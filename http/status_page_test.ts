@@ -46,7 +46,7 @@ function deps(overrides: Partial<StatusDeps> = {}): StatusDeps {
           .slice(0, limit),
     },
     jobs: { recent: () => Promise.resolve([job]) },
-    actors: () => ({ partitionViews: () => [view(0, 4), view(1, 5)] }),
+    actors: { partitionViews: () => [view(0, 4), view(1, 5)] },
     ...overrides,
   };
 }
@@ -88,7 +88,7 @@ Deno.test("status page: a store that does not answer leaves the rest of the page
 
 Deno.test("status page: lists are bounded", async () => {
   const many = Array.from({ length: STATUS_LIMITS.partitions + 44 }, (_, i) => view(i, 1));
-  const { html } = await page(deps({ actors: () => ({ partitionViews: () => many }) }));
+  const { html } = await page(deps({ actors: { partitionViews: () => many } }));
   strictEqual(html.match(/<tr[^>]*data-partition=/g)?.length, STATUS_LIMITS.partitions);
   ok(html.includes("44 more not shown"));
 });

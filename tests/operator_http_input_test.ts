@@ -16,6 +16,7 @@ import { createClickHouse } from "../stores/clickhouse.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
+import { actorService } from "../supervisors/actor_service.ts";
 import { NodeRegistry } from "../supervisors/node_registry.ts";
 import { freshEnv, type TestEnv } from "./support.ts";
 
@@ -34,17 +35,16 @@ async function withApp(
   const clickhouse = createClickHouse(config.DATA_PROC_CLICKHOUSE_URL);
   const keys = redisKeys(config.DATA_PROC_REDIS_PREFIX, config.DATA_PROC_GROUP_ID);
   const logger = createLogger("test");
+  const store = new ActorStore(redis, keys);
   const deps = {
     config,
     logger,
     nodeId: "test-node",
-    store: new ActorStore(redis, keys),
+    // No actor consumer: the real service over the real stores.
+    actors: actorService({ config, logger, store, redis, clickhouse, actors: () => undefined }),
     nodes: new NodeRegistry(redis, keys),
     sql,
-    redis,
-    clickhouse,
     hotKeys: new HotKeys({ capacity: 10 }),
-    actors: () => undefined,
     selfUrl: () => "http://127.0.0.1:1",
   };
   const app = createApp({
