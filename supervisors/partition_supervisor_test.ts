@@ -5,15 +5,10 @@
  */
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
-import { assertEvent, createActor, setup } from "xstate";
+import { assertEvent, enqueueActions } from "xstate";
 import type { KindAdapter } from "../actors/actor_kinds.ts";
-import { instrumentAdapter } from "../actors/kinds/instrument/adapter.ts";
-import {
-  applyTicks,
-  initialInstrumentContext,
-  type InstrumentContext,
-} from "../actors/kinds/instrument/aggregate.ts";
-import type { InstrumentEvent, InstrumentInput } from "../actors/kinds/instrument/machine.ts";
+import { instrumentAdapter, instrumentMachine } from "../actors/kinds/instrument/machine.ts";
+import { applyTicks } from "../actors/kinds/instrument/aggregate.ts";
 import type { Bar } from "../messages/bar.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
@@ -29,38 +24,22 @@ const PARAMS = {
   allowedLatenessMs: 5000,
 };
 
-/** An instrument machine that throws on any event whose id starts with "poison". */
-const fragileMachine = setup({
-  types: {
-    context: {} as InstrumentContext,
-    events: {} as InstrumentEvent,
-    input: {} as InstrumentInput,
-  },
+/** The instrument machine, but throwing on any event whose id starts with "poison". */
+const fragileMachine = instrumentMachine.provide({
   actions: {
-    apply: ({ context, event }) => {
+    apply: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "EVENTS");
       if (event.inputs.some((i) => i.tick.event_id.startsWith("poison"))) {
         throw new Error("machine cannot digest this event");
       }
-      applyTicks(context, event.inputs);
-    },
+      const rejections = applyTicks(context, event.inputs);
+      if (rejections.length > 0) enqueue.emit({ type: "rejected", rejections });
+    }),
   },
-}).createMachine({
-  context: ({ input }) => initialInstrumentContext(input.instrumentId, input.params),
-  on: { EVENTS: { actions: "apply" } },
 });
 
 function fragileAdapter(): KindAdapter<NormalizedTick> {
-  const base = instrumentAdapter(PARAMS);
-  return {
-    ...base,
-    spawn(key, persisted) {
-      const input = { instrumentId: key, params: PARAMS };
-      return (persisted === undefined
-        ? createActor(fragileMachine, { input })
-        : createActor(fragileMachine, { input, snapshot: persisted as never })).start();
-    },
-  };
+  return instrumentAdapter(PARAMS, fragileMachine);
 }
 
 function message(offset: number, instrument: string, eventId: string, price: number): KafkaMessage {

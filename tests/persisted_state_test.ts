@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
-import { instrumentAdapter } from "../actors/kinds/instrument/adapter.ts";
+import { instrumentAdapter } from "../actors/kinds/instrument/machine.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { LogFields, Logger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";

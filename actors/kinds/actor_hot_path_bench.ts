@@ -6,7 +6,7 @@
  */
 import type { NormalizedTick } from "../../messages/normalized_tick.ts";
 import type { KeyedEvent } from "../actor_kinds.ts";
-import { instrumentAdapter } from "./instrument/adapter.ts";
+import { instrumentAdapter } from "./instrument/machine.ts";
 
 const KEYS = 1_000;
 const BATCHES = 50;

@@ -1,6 +1,6 @@
 /** The curve kind: the forward-curve snapshot of the newest as_of, from normalized points. */
 import { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
-import { curveAdapter } from "./adapter.ts";
+import { curveAdapter } from "./machine.ts";
 import type { ActorKindDefinition } from "../kind.ts";
 
 export const curveKind: ActorKindDefinition<NormalizedCurvePoint> = {

@@ -1,16 +1,22 @@
 /**
- * The curve actor as an XState v5 machine (logic in aggregate.ts). Only the machine changes
- * its context; what the runtime needs back it emits within `send`: the points of a batch it
- * rejected, and on COLLECT the changes since the last collect (which it then forgets).
+ * The curve actor as an XState v5 machine (logic in aggregate.ts), and its adapter: how the
+ * runtime drives it (KindAdapter) and what a change of its points and snapshot becomes in
+ * each sink. Only the machine changes its context; what the runtime needs back it emits
+ * within `send`: the points of a batch it rejected, and on COLLECT the changes since the
+ * last collect (which it then forgets).
  */
-import { assertEvent, enqueueActions, setup } from "xstate";
+import { assertEvent, createActor, enqueueActions, setup } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
+import type { CurveSnapshot } from "../../../messages/projections.ts";
+import { emptyOutputs, type KindAdapter, secondsOf } from "../../actor_kinds.ts";
 import {
   applyPoints,
   type CurveContext,
   type CurveRejection,
   type CurveRow,
+  curveVersion,
   initialCurveContext,
+  snapshotPoints,
   takeCurveChanges,
 } from "./aggregate.ts";
 
@@ -72,3 +78,105 @@ export const curveMachine = setup({
     COLLECT: { actions: "collect" },
   },
 });
+
+type Changes = { rows: CurveRow[]; snapshot: boolean };
+const NONE: CurveRejection[] = [];
+const NO_CHANGES: Changes = { rows: [], snapshot: false };
+
+export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
+  // A machine emits within `send`, so what the last send emitted is all one slot needs.
+  let rejections = NONE;
+  let changes: Changes | null = null;
+  const onEmitted = (emitted: CurveEmitted) => {
+    if (emitted.type === "rejected") rejections = emitted.rejections;
+    else changes = emitted;
+  };
+  return {
+    kind: "curve",
+    spawn(key, persisted, versionBase) {
+      const input = { curveId: key, versionBase: versionBase ?? 0 };
+      const actor = persisted === undefined
+        ? createActor(curveMachine, { input })
+        : createActor(curveMachine, { input, snapshot: persisted as never });
+      actor.on("*", onEmitted);
+      return actor.start();
+    },
+    apply(actor, events) {
+      // Points of an as_of older than the dates the actor keeps: stale_as_of in the DLQ.
+      rejections = NONE;
+      actor.send({ type: "EVENTS", points: events.map((e) => e.value) });
+      return rejections;
+    },
+    collect(actor, key) {
+      changes = null;
+      actor.send({ type: "COLLECT" });
+      // (Set by onEmitted during the send: TypeScript cannot see that.)
+      const taken = (changes as Changes | null) ?? NO_CHANGES;
+      const ctx = actor.getSnapshot().context as CurveContext;
+      const out = emptyOutputs();
+      for (const row of taken.rows) {
+        out.curveRows.push({
+          curve_id: key,
+          as_of: row.as_of,
+          tenor: row.tenor,
+          price: row.price,
+          version: row.version,
+          event_time: secondsOf(row.event_time_ms),
+          event_time_ms: row.event_time_ms,
+          event_id: row.event_id,
+        });
+      }
+      if (taken.snapshot && ctx.asOf !== null) {
+        const snapshot: CurveSnapshot = {
+          curve_id: key,
+          as_of: ctx.asOf,
+          points: snapshotPoints(ctx),
+          version: ctx.snapshotVersion,
+        };
+        const value = JSON.stringify(snapshot);
+        out.projections.push({
+          key: `projection:curve:${key}`,
+          order: 0,
+          version: snapshot.version,
+          value,
+        });
+        out.messages.push({ topic: "curveSnapshot", key, value });
+      }
+      return out;
+    },
+    nextCloseAt() {
+      return null;
+    },
+    windowClosed() {
+      return false;
+    },
+    advance() {},
+    reset(actor, versionBase) {
+      actor.send({ type: "RESET", versionBase });
+    },
+    maxVersion(actor) {
+      return curveVersion(actor.getSnapshot().context as CurveContext);
+    },
+    clockMs(actor) {
+      const ctx = actor.getSnapshot().context as CurveContext;
+      let max: number | null = null;
+      for (const tenors of Object.values(ctx.asOfs)) {
+        for (const p of Object.values(tenors)) {
+          if (max === null || p.event_time_ms > max) max = p.event_time_ms;
+        }
+      }
+      return max;
+    },
+    summarize(event) {
+      const p = event.value;
+      return {
+        offset: event.offset,
+        event_id: p.event_id,
+        event_time_ms: p.event_time_ms,
+        as_of: p.as_of,
+        tenor: p.tenor,
+        price: p.price,
+      };
+    },
+  };
+}

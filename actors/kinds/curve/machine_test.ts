@@ -16,7 +16,7 @@ import {
 } from "./aggregate.ts";
 import { curveMachine } from "./machine.ts";
 import type { KeyedEvent } from "../../actor_kinds.ts";
-import { curveAdapter } from "./adapter.ts";
+import { curveAdapter } from "./machine.ts";
 import { UNDEFINED_CLOCK } from "../../event_clock.ts";
 
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);

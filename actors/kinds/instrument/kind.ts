@@ -1,6 +1,6 @@
 /** The instrument kind: OHLCV bars per window and the latest price, from normalized ticks. */
 import { isNormalizedTick, NormalizedTick } from "../../../messages/normalized_tick.ts";
-import { instrumentAdapter } from "./adapter.ts";
+import { instrumentAdapter } from "./machine.ts";
 import type { ActorKindDefinition } from "../kind.ts";
 
 export const instrumentKind: ActorKindDefinition<NormalizedTick> = {
