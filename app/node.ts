@@ -27,6 +27,7 @@ import {
 import { registerRuntimeMetrics } from "../observability/runtime_metrics.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
 import { registry, setStoredActorsSource } from "../observability/metrics.ts";
+import { aggregatedMetrics } from "../observability/metrics_aggregate.ts";
 import { configureTracing } from "../observability/tracing.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
@@ -46,6 +47,7 @@ import { clientIdOf, GroupMembers } from "../supervisors/group_members.ts";
 import { NodeRegistry } from "../supervisors/node_registry.ts";
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
+import { WorkerPool } from "./worker_pool.ts";
 
 export interface RunningNode {
   nodeId: string;
@@ -65,7 +67,13 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 export function startNode(
   config: Config,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /** A worker thread of a node (app/worker_thread.ts): HTTP on 127.0.0.1, no workers. */
+    worker?: boolean;
+    /** The environment the config came from (what workers load theirs from). */
+    env?: Record<string, string>;
+  } = {},
 ): RunningNode {
   setLogLevel(config.DATA_PROC_LOG_LEVEL);
   setProcessLogFields({ env: config.DATA_PROC_ENV });
@@ -112,6 +120,15 @@ export function startNode(
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
   let actors: ActorConsumer | undefined;
+  // Started once this thread's startup (migrations, topics) is done.
+  const workers = !options.worker && config.DATA_PROC_WORKERS > 1
+    ? new WorkerPool({
+      count: config.DATA_PROC_WORKERS - 1,
+      nodeId,
+      env: options.env ?? Deno.env.toObject(),
+      logger: logger.child("workers"),
+    })
+    : undefined;
   const actorsView = actorService({
     config,
     logger: logger.child("actors"),
@@ -150,6 +167,14 @@ export function startNode(
           const error = actors?.flushError ?? null;
           return error === null ? Promise.resolve() : Promise.reject(new Error(error));
         }),
+        ...(workers
+          ? [check("workers", () => {
+            const down = workers.workers.filter((w) => !w.running).map((w) => w.nodeId);
+            return down.length === 0
+              ? Promise.resolve()
+              : Promise.reject(new Error(`not running: ${down.join(", ")}`));
+          })]
+          : []),
         check("kafka_group", () => {
           const joined = (!config.DATA_PROC_ACTORS_ENABLED || actors?.ready) &&
             (!config.DATA_PROC_NORMALIZER_ENABLED || normalizer?.isReady());
@@ -183,7 +208,13 @@ export function startNode(
     config.DATA_PROC_ADVERTISED_URL || `http://127.0.0.1:${server.addr.port}`;
   const app = createApp({
     logger: logger.child("http"),
-    registry,
+    registry: workers
+      ? {
+        contentType: registry.contentType,
+        metrics: async () =>
+          aggregatedMetrics([await registry.getMetricsAsJSON(), ...await workers.metrics()]),
+      }
+      : registry,
     readiness,
     readsPerSecond: config.DATA_PROC_HTTP_READS_PER_S,
     routes: [
@@ -220,7 +251,8 @@ export function startNode(
   });
   const server = Deno.serve({
     port: config.DATA_PROC_HTTP_PORT,
-    hostname: "0.0.0.0",
+    // A worker is reached by its node's peers on this machine only.
+    hostname: options.worker ? "127.0.0.1" : "0.0.0.0",
     signal: abort.signal,
     onListen: () => {},
   }, app.fetch);
@@ -299,7 +331,12 @@ export function startNode(
       monitorLag("actors", [topics.normalizedTicks, topics.normalizedCurves], () => a.assignment());
     }
     started = true;
-    logger.info("node started", { normalizer: !!normalizer, actors: !!actors });
+    workers?.start();
+    logger.info("node started", {
+      normalizer: !!normalizer,
+      actors: !!actors,
+      workers: workers?.workers.length ?? 0,
+    });
   })().catch((err) => fatal(err));
 
   const announce = (async () => {
@@ -323,6 +360,7 @@ export function startNode(
     stopping ??= (async () => {
       logger.info("stopping");
       abort.abort();
+      const workersStopped = workers?.stop(config.DATA_PROC_SHUTDOWN_TIMEOUT_MS);
       await startup;
       await replays.settled();
       await announce;
@@ -336,6 +374,7 @@ export function startNode(
       await clickhouse.close();
       await sql.end({ timeout: 5 });
       await closeRedis(redis);
+      await workersStopped;
       logger.info("stopped");
       resolveFinished(code);
     })();

@@ -84,6 +84,9 @@ const schema = z.object({
   DATA_PROC_NODE_ID: z.string().default(""),
   DATA_PROC_ADVERTISED_URL: z.string().default(""),
   DATA_PROC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Threads the node runs, each a member of the consumer groups on its own core: the main
+  // thread (HTTP, its share of partitions) and DATA_PROC_WORKERS - 1 workers.
+  DATA_PROC_WORKERS: integer(1).max(64).default(1),
   DATA_PROC_NORMALIZER_ENABLED: boolean.default(true),
   DATA_PROC_ACTORS_ENABLED: boolean.default(true),
   // How long a SIGTERM drain (flush, commit, leave the group) may take before the node exits

@@ -16,7 +16,8 @@ export interface ReadinessReport {
 
 export interface AppDeps {
   logger: Logger;
-  registry: Registry;
+  /** What /metrics serves (the node's registry, or it with its workers' added). */
+  registry: Pick<Registry, "metrics" | "contentType">;
   readiness: () => Promise<ReadinessReport>;
   /** Further routes (operator endpoints) mounted on the same app. */
   routes?: ((app: Hono) => void)[];

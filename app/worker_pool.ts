@@ -1,0 +1,148 @@
+/**
+ * The worker threads of a node (DATA_PROC_WORKERS - 1 of them beside the main thread), so a
+ * node uses every core: each is a member of the consumer groups with its own event loop
+ * (app/worker_thread.ts). The pool supervises them: a worker that stops or throws is started
+ * again after a jittered backoff. It also gathers their metrics for the node's one /metrics.
+ */
+import type { Logger } from "../observability/logger.ts";
+import type { MetricsJson } from "../observability/metrics_aggregate.ts";
+import { jitteredBackoffMs } from "../timing/backoff.ts";
+import { sleep } from "../timing/sleep.ts";
+import type { FromWorker, ToWorker } from "./worker_thread.ts";
+
+/** A worker that ran this long before it stopped starts again without backing off. */
+const HEALTHY_RUN_MS = 60_000;
+const METRICS_TIMEOUT_MS = 2000;
+
+interface Slot {
+  index: number;
+  nodeId: string;
+  worker: Worker | undefined;
+  /** Resolves with the worker's exit code when it stops (or throws: code 1). */
+  finished: Promise<number> | undefined;
+  startedAt: number;
+  failures: number;
+}
+
+export class WorkerPool {
+  readonly #slots: Slot[];
+  readonly #env: Record<string, string>;
+  readonly #logger: Logger;
+  readonly #abort = new AbortController();
+  readonly #pendingMetrics = new Map<number, (metrics: MetricsJson) => void>();
+  #nextRequest = 0;
+  #supervising: Promise<void>[] = [];
+
+  constructor(o: { count: number; nodeId: string; env: Record<string, string>; logger: Logger }) {
+    this.#env = o.env;
+    this.#logger = o.logger;
+    this.#slots = Array.from({ length: o.count }, (_, i) => ({
+      index: i + 1,
+      nodeId: `${o.nodeId}-w${i + 1}`,
+      worker: undefined,
+      finished: undefined,
+      startedAt: 0,
+      failures: 0,
+    }));
+  }
+
+  start(): void {
+    this.#supervising = this.#slots.map((slot) => this.#supervise(slot));
+  }
+
+  /** The workers' node ids, and which of them run right now. */
+  get workers(): { nodeId: string; running: boolean }[] {
+    return this.#slots.map((s) => ({ nodeId: s.nodeId, running: s.worker !== undefined }));
+  }
+
+  /** Every running worker's metrics (one that does not answer in time is left out). */
+  async metrics(): Promise<MetricsJson[]> {
+    const answers = await Promise.all(this.#slots.map((slot) => this.#askMetrics(slot)));
+    return answers.filter((m): m is MetricsJson => m !== undefined);
+  }
+
+  /** Stops every worker (each drains like a node) and waits for them. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#abort.abort();
+    await Promise.all(this.#slots.map(async (slot) => {
+      const { worker, finished } = slot;
+      if (!worker || !finished) return;
+      worker.postMessage({ type: "stop" } satisfies ToWorker);
+      const waited = new AbortController();
+      await Promise.race([finished, sleep(timeoutMs, waited.signal)]);
+      waited.abort();
+      worker.terminate();
+      slot.worker = undefined;
+    }));
+    await Promise.all(this.#supervising);
+  }
+
+  async #supervise(slot: Slot): Promise<void> {
+    while (!this.#abort.signal.aborted) {
+      const code = await this.#run(slot);
+      if (this.#abort.signal.aborted) return;
+      slot.worker?.terminate();
+      slot.worker = undefined;
+      slot.failures = performance.now() - slot.startedAt >= HEALTHY_RUN_MS ? 1 : slot.failures + 1;
+      const delayMs = jitteredBackoffMs(slot.failures, { baseMs: 500, capMs: 30_000 });
+      this.#logger.error("worker stopped; starting it again", {
+        worker: slot.nodeId,
+        code,
+        delay_ms: Math.round(delayMs),
+      });
+      await sleep(delayMs, this.#abort.signal);
+    }
+  }
+
+  #run(slot: Slot): Promise<number> {
+    const worker = new Worker(new URL("./worker_thread.ts", import.meta.url).href, {
+      type: "module",
+    });
+    slot.worker = worker;
+    slot.startedAt = performance.now();
+    slot.finished = new Promise<number>((resolve) => {
+      worker.onmessage = (e: MessageEvent<FromWorker>) => {
+        const message = e.data;
+        if (message.type === "finished") resolve(message.code);
+        else this.#pendingMetrics.get(message.id)?.(message.metrics as MetricsJson);
+      };
+      worker.onerror = (e: ErrorEvent) => {
+        // Handled here: unhandled, a worker's error would end the main thread too.
+        e.preventDefault();
+        this.#logger.error("worker threw", { worker: slot.nodeId, error: e.message });
+        resolve(1);
+      };
+    });
+    worker.postMessage(
+      {
+        type: "start",
+        env: {
+          ...this.#env,
+          DATA_PROC_NODE_ID: slot.nodeId,
+          DATA_PROC_HTTP_PORT: "0",
+          DATA_PROC_ADVERTISED_URL: "",
+          DATA_PROC_WORKERS: "1",
+        },
+      } satisfies ToWorker,
+    );
+    return slot.finished;
+  }
+
+  async #askMetrics(slot: Slot): Promise<MetricsJson | undefined> {
+    const worker = slot.worker;
+    if (!worker) return undefined;
+    const id = this.#nextRequest++;
+    const answer = new Promise<MetricsJson>((resolve) => this.#pendingMetrics.set(id, resolve));
+    worker.postMessage({ type: "metrics", id } satisfies ToWorker);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), METRICS_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([answer, late]);
+    } finally {
+      clearTimeout(timer);
+      this.#pendingMetrics.delete(id);
+    }
+  }
+}
