@@ -45,7 +45,8 @@ function metricValue(exposition: string, series: string): number | undefined {
 }
 
 Deno.test({
-  name: "a node with a worker thread shares the partitions, answers for both, and stays exact through SIGKILL",
+  name:
+    "a node with a worker thread shares the partitions, answers for both, and stays exact through SIGKILL",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
