@@ -52,6 +52,8 @@ import { WorkerPool } from "./worker_pool.ts";
 export interface RunningNode {
   nodeId: string;
   port: number;
+  /** What GET /ready reports. */
+  readiness(): Promise<ReadinessReport>;
   /** Resolves when the node has stopped (after stop() or a fatal escalation). */
   finished: Promise<number>;
   stop(): Promise<void>;
@@ -168,11 +170,9 @@ export function startNode(
           return error === null ? Promise.resolve() : Promise.reject(new Error(error));
         }),
         ...(workers
-          ? [check("workers", () => {
-            const down = workers.workers.filter((w) => !w.running).map((w) => w.nodeId);
-            return down.length === 0
-              ? Promise.resolve()
-              : Promise.reject(new Error(`not running: ${down.join(", ")}`));
+          ? [check("workers", async () => {
+            const notReady = await workers.notReady();
+            if (notReady.length > 0) throw new Error(`not ready: ${notReady.join(", ")}`);
           })]
           : []),
         check("kafka_group", () => {
@@ -282,6 +282,8 @@ export function startNode(
       }
     }
     if (abort.signal.aborted) return;
+    // Workers join the groups with this thread's consumers: one rebalance, not two.
+    workers?.start();
     if (config.DATA_PROC_NORMALIZER_ENABLED) {
       normalizer = await startNormalizer({
         config,
@@ -331,7 +333,6 @@ export function startNode(
       monitorLag("actors", [topics.normalizedTicks, topics.normalizedCurves], () => a.assignment());
     }
     started = true;
-    workers?.start();
     logger.info("node started", {
       normalizer: !!normalizer,
       actors: !!actors,
@@ -381,5 +382,5 @@ export function startNode(
     return stopping;
   };
 
-  return { nodeId, port: server.addr.port, finished, stop: () => stop(0) };
+  return { nodeId, port: server.addr.port, readiness, finished, stop: () => stop(0) };
 }

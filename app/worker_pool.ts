@@ -12,7 +12,8 @@ import type { FromWorker, ToWorker } from "./worker_thread.ts";
 
 /** A worker that ran this long before it stopped starts again without backing off. */
 const HEALTHY_RUN_MS = 60_000;
-const METRICS_TIMEOUT_MS = 2000;
+/** A worker answers a question (metrics, readiness) within this, or is left out. */
+const ANSWER_TIMEOUT_MS = 2000;
 
 interface Slot {
   index: number;
@@ -29,7 +30,7 @@ export class WorkerPool {
   readonly #env: Record<string, string>;
   readonly #logger: Logger;
   readonly #abort = new AbortController();
-  readonly #pendingMetrics = new Map<number, (metrics: MetricsJson) => void>();
+  readonly #pending = new Map<number, (answer: FromWorker) => void>();
   #nextRequest = 0;
   #supervising: Promise<void>[] = [];
 
@@ -57,8 +58,17 @@ export class WorkerPool {
 
   /** Every running worker's metrics (one that does not answer in time is left out). */
   async metrics(): Promise<MetricsJson[]> {
-    const answers = await Promise.all(this.#slots.map((slot) => this.#askMetrics(slot)));
-    return answers.filter((m): m is MetricsJson => m !== undefined);
+    const answers = await Promise.all(this.#slots.map((slot) => this.#ask(slot, "metrics")));
+    return answers.flatMap((a) => a?.type === "metrics" ? [a.metrics as MetricsJson] : []);
+  }
+
+  /** The workers that are not running or whose node is not ready (its /ready). */
+  async notReady(): Promise<string[]> {
+    const answers = await Promise.all(this.#slots.map((slot) => this.#ask(slot, "ready")));
+    return this.#slots.filter((_, i) => {
+      const a = answers[i];
+      return !(a?.type === "ready" && a.ready);
+    }).map((s) => s.nodeId);
   }
 
   /** Stops every worker (each drains like a node) and waits for them. */
@@ -104,7 +114,7 @@ export class WorkerPool {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const message = e.data;
         if (message.type === "finished") resolve(message.code);
-        else this.#pendingMetrics.get(message.id)?.(message.metrics as MetricsJson);
+        else this.#pending.get(message.id)?.(message);
       };
       worker.onerror = (e: ErrorEvent) => {
         // Handled here: unhandled, a worker's error would end the main thread too.
@@ -128,21 +138,21 @@ export class WorkerPool {
     return slot.finished;
   }
 
-  async #askMetrics(slot: Slot): Promise<MetricsJson | undefined> {
+  async #ask(slot: Slot, type: "metrics" | "ready"): Promise<FromWorker | undefined> {
     const worker = slot.worker;
     if (!worker) return undefined;
     const id = this.#nextRequest++;
-    const answer = new Promise<MetricsJson>((resolve) => this.#pendingMetrics.set(id, resolve));
-    worker.postMessage({ type: "metrics", id } satisfies ToWorker);
+    const answer = new Promise<FromWorker>((resolve) => this.#pending.set(id, resolve));
+    worker.postMessage({ type, id } satisfies ToWorker);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), METRICS_TIMEOUT_MS);
+      timer = setTimeout(() => resolve(undefined), ANSWER_TIMEOUT_MS);
     });
     try {
       return await Promise.race([answer, late]);
     } finally {
       clearTimeout(timer);
-      this.#pendingMetrics.delete(id);
+      this.#pending.delete(id);
     }
   }
 }

@@ -13,10 +13,12 @@ import { startNode } from "./node.ts";
 export type ToWorker =
   | { type: "start"; env: Record<string, string> }
   | { type: "metrics"; id: number }
+  | { type: "ready"; id: number }
   | { type: "stop" };
 
 export type FromWorker =
   | { type: "metrics"; id: number; metrics: unknown }
+  | { type: "ready"; id: number; ready: boolean }
   | { type: "finished"; code: number };
 
 let node: RunningNode | undefined;
@@ -30,6 +32,9 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   } else if (message.type === "metrics") {
     const metrics = await registry.getMetricsAsJSON();
     self.postMessage({ type: "metrics", id: message.id, metrics } satisfies FromWorker);
+  } else if (message.type === "ready") {
+    const ready = node ? (await node.readiness()).ready : false;
+    self.postMessage({ type: "ready", id: message.id, ready } satisfies FromWorker);
   } else if (message.type === "stop") {
     if (node) await node.stop();
     else self.postMessage({ type: "finished", code: 0 } satisfies FromWorker);

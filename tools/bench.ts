@@ -100,6 +100,8 @@ Options:
                           (default 0: no cap)
   --quick                 100k events, 10 s latency run, memory run with one event per
                           instrument, replay of 1000 bars per instrument
+  --workers N             DATA_PROC_WORKERS of every node the bench runs (default: one
+                          thread per core)
   --node-flags="F..."     extra deno flags for the node processes (e.g. "--cpu-prof
                           --cpu-prof-dir=/tmp/prof"; profiles are written at SIGTERM)
   --timeout S             upper bound per phase in seconds (default 300)
@@ -132,6 +134,8 @@ export interface BenchOptions {
   replayRate: number | null;
   /** DATA_PROC_REPLAY_MAX_RECORDS_PER_S of the replay node (0: no cap). */
   replayMaxRecordsPerS: number;
+  /** DATA_PROC_WORKERS of the nodes (threads, each a consumer-group member). */
+  workers: number;
   nodeFlags: string[];
   timeoutMs: number;
   keep: boolean;
@@ -177,6 +181,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     "replay-max-records-per-s": { type: "string" },
     quick: { type: "boolean" },
     "node-flags": { type: "string" },
+    workers: { type: "string" },
     timeout: { type: "string" },
     keep: { type: "boolean" },
     help: { type: "boolean" },
@@ -234,6 +239,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | "help" {
     replayRate: replayRateText === undefined ? null : positive("replay-rate", replayRateText, 0),
     replayMaxRecordsPerS:
       nonNegative("replay-max-records-per-s", stringFlag(v, "replay-max-records-per-s")) ?? 0,
+    workers: positive("workers", stringFlag(v, "workers"), navigator.hardwareConcurrency),
     nodeFlags: (stringFlag(v, "node-flags") ?? "").split(/\s+/).filter((f) => f.length > 0),
     timeoutMs: positive("timeout", stringFlag(v, "timeout"), 300, false) * 1000,
     keep: v.keep === true,
@@ -350,6 +356,7 @@ async function run(o: BenchOptions): Promise<Figures> {
     DATA_PROC_PROJECTION_REFRESH_INTERVAL: "1",
     DATA_PROC_NORMALIZER_ENABLED: "false",
     DATA_PROC_LOG_LEVEL: "warn",
+    DATA_PROC_WORKERS: String(o.workers),
   });
   const prefix = env.config.DATA_PROC_TOPIC_PREFIX;
   const memPrefix = `${prefix}mem.`;

@@ -290,7 +290,7 @@ export function report(f: Figures): void {
   const o = f.options;
   console.log("");
   console.log(
-    `Bench: ${o.events} events over ${o.instruments} instruments, skew ${o.skew}, ${o.partitions} partitions`,
+    `Bench: ${o.events} events over ${o.instruments} instruments, skew ${o.skew}, ${o.partitions} partitions, ${o.workers} node thread(s)`,
   );
   for (const [k, v] of table) console.log(`  ${k.padEnd(width)}  ${v}`);
   if (f.latency) {
