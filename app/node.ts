@@ -73,6 +73,11 @@ export function startNode(
     logger?: Logger;
     /** A worker thread of a node (app/worker_thread.ts): HTTP on 127.0.0.1, no workers. */
     worker?: boolean;
+    /**
+     * Awaited once the stores are set up, before the consumers start: a worker waits there
+     * for its node's signal, so every thread joins the groups at once (one rebalance).
+     */
+    beforeConsumers?: () => Promise<void>;
     /** The environment the config came from (what workers load theirs from). */
     env?: Record<string, string>;
   } = {},
@@ -282,8 +287,10 @@ export function startNode(
       }
     }
     if (abort.signal.aborted) return;
-    // Workers join the groups with this thread's consumers: one rebalance, not two.
-    workers?.start();
+    // Every thread's consumers join the groups together: one rebalance, not one per thread.
+    if (workers) await workers.startTogether(abort.signal);
+    await options.beforeConsumers?.();
+    if (abort.signal.aborted) return;
     if (config.DATA_PROC_NORMALIZER_ENABLED) {
       normalizer = await startNormalizer({
         config,

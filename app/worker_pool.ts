@@ -12,12 +12,16 @@ import type { FromWorker, ToWorker } from "./worker_thread.ts";
 
 /** A worker that ran this long before it stopped starts again without backing off. */
 const HEALTHY_RUN_MS = 60_000;
+/** How long the main thread waits for its workers to set up before it starts anyway. */
+const PREPARE_TIMEOUT_MS = 30_000;
 /** A worker answers a question (metrics, readiness) within this, or is left out. */
 const ANSWER_TIMEOUT_MS = 2000;
 
 interface Slot {
   index: number;
   nodeId: string;
+  /** Resolves when the worker has set up its stores and waits for `go`. */
+  prepared: Promise<void> | undefined;
   worker: Worker | undefined;
   /** Resolves with the worker's exit code when it stops (or throws: code 1). */
   finished: Promise<number> | undefined;
@@ -32,6 +36,8 @@ export class WorkerPool {
   readonly #abort = new AbortController();
   readonly #pending = new Map<number, (answer: FromWorker) => void>();
   #nextRequest = 0;
+  /** Past the joint start: a (re)started worker starts its consumers when it is prepared. */
+  #together = false;
   #supervising: Promise<void>[] = [];
 
   constructor(o: { count: number; nodeId: string; env: Record<string, string>; logger: Logger }) {
@@ -42,13 +48,30 @@ export class WorkerPool {
       nodeId: `${o.nodeId}-w${i + 1}`,
       worker: undefined,
       finished: undefined,
+      prepared: undefined,
       startedAt: 0,
       failures: 0,
     }));
   }
 
-  start(): void {
+  /**
+   * Starts the workers and waits until each has set up its stores (or PREPARE_TIMEOUT_MS),
+   * then lets them all start their consumers: the caller starts its own right after, so
+   * every thread joins the groups in one rebalance. A worker restarted later starts at once.
+   */
+  async startTogether(signal: AbortSignal): Promise<void> {
     this.#supervising = this.#slots.map((slot) => this.#supervise(slot));
+    const waited = new AbortController();
+    const stop = () => waited.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    await Promise.race([
+      Promise.all(this.#slots.map((slot) => slot.prepared)),
+      sleep(PREPARE_TIMEOUT_MS, waited.signal),
+    ]);
+    waited.abort();
+    signal.removeEventListener("abort", stop);
+    this.#together = true;
+    for (const slot of this.#slots) slot.worker?.postMessage({ type: "go" } satisfies ToWorker);
   }
 
   /** The workers' node ids, and which of them run right now. */
@@ -110,11 +133,16 @@ export class WorkerPool {
     });
     slot.worker = worker;
     slot.startedAt = performance.now();
+    let prepared: () => void = () => {};
+    slot.prepared = new Promise<void>((resolve) => (prepared = resolve));
     slot.finished = new Promise<number>((resolve) => {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const message = e.data;
         if (message.type === "finished") resolve(message.code);
-        else this.#pending.get(message.id)?.(message);
+        else if (message.type === "prepared") {
+          prepared();
+          if (this.#together) worker.postMessage({ type: "go" } satisfies ToWorker);
+        } else this.#pending.get(message.id)?.(message);
       };
       worker.onerror = (e: ErrorEvent) => {
         // Handled here: unhandled, a worker's error would end the main thread too.

@@ -12,23 +12,37 @@ import { startNode } from "./node.ts";
 
 export type ToWorker =
   | { type: "start"; env: Record<string, string> }
+  /** Start the consumers (after `prepared`). */
+  | { type: "go" }
   | { type: "metrics"; id: number }
   | { type: "ready"; id: number }
   | { type: "stop" };
 
 export type FromWorker =
+  /** Stores set up; waiting for `go` to start the consumers. */
+  | { type: "prepared" }
   | { type: "metrics"; id: number; metrics: unknown }
   | { type: "ready"; id: number; ready: boolean }
   | { type: "finished"; code: number };
 
 let node: RunningNode | undefined;
+let go: () => void = () => {};
+const goSignal = new Promise<void>((resolve) => (go = resolve));
 
 self.onmessage = async (e: MessageEvent<ToWorker>) => {
   const message = e.data;
   if (message.type === "start") {
-    node = startNode(loadConfig(message.env), { worker: true });
+    node = startNode(loadConfig(message.env), {
+      worker: true,
+      beforeConsumers: () => {
+        self.postMessage({ type: "prepared" } satisfies FromWorker);
+        return goSignal;
+      },
+    });
     const code = await node.finished;
     self.postMessage({ type: "finished", code } satisfies FromWorker);
+  } else if (message.type === "go") {
+    go();
   } else if (message.type === "metrics") {
     const metrics = await registry.getMetricsAsJSON();
     self.postMessage({ type: "metrics", id: message.id, metrics } satisfies FromWorker);
