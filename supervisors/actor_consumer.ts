@@ -311,6 +311,12 @@ export class ActorConsumer {
       await (this.#pending.get(id) ?? this.#claim(batch.topic, batch.partition));
     if (!p || !p.alive || payload.isStale() || !payload.isRunning()) return;
     this.#highWatermarks.set(id, Number(batch.highWatermark));
+    if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
+      // Past the cap: store snapshots and passivate before taking more keys, so live actors
+      // pass the cap by one batch at most. (A failed flush restarts its partitions itself.)
+      await this.flush({ snapshot: true }).catch(() => {});
+      if (!p.alive || payload.isStale() || !payload.isRunning()) return;
+    }
     try {
       await withSpan("actors.batch", {
         "messaging.destination.name": batch.topic,
