@@ -95,6 +95,8 @@ export async function runHandoff(o: {
     ...o.env,
     DATA_PROC_LOG_LEVEL: "info",
     DATA_PROC_MAX_LIVE_ACTORS: String(10 * o.instruments), // all stay live
+    // One thread per node: the partition moves from node A to node B, not between threads.
+    DATA_PROC_WORKERS: "1",
   };
   const a = spawnBenchNode(env, o.nodeFlags, { keepLines: KEPT });
   o.track(a);
