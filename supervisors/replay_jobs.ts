@@ -224,24 +224,31 @@ export class ReplayJobs {
   }
 }
 
-function overallProgress(nodes: NodeJobState[]): ReplayJobView["progress"] {
+/**
+ * A job's progress over its shares: the mean of each share's fraction read (a done share
+ * counts whole, one not started yet as nothing), so it never goes back when a share ends or
+ * reports its size late; the ETA is the slowest share's.
+ */
+export function overallProgress(nodes: NodeJobState[]): ReplayJobView["progress"] {
   if (nodes.length > 0 && nodes.every((n) => n.status === "done")) {
     return { percent: 100, eta_ms: 0 };
   }
-  let read = 0;
-  let total = 0;
+  let fractions = 0;
   let eta: number | null = 0;
   for (const n of nodes) {
-    if (n.status === "done") continue;
+    if (n.status === "done") {
+      fractions += 1;
+      continue;
+    }
     if (!n.progress) {
       eta = null;
       continue;
     }
-    read += n.progress.records_read;
-    total += n.progress.records_total;
+    const { records_read: read, records_total: total } = n.progress;
+    fractions += total === 0 ? 1 : Math.min(1, read / total);
     eta = eta === null || n.progress.eta_ms === null ? null : Math.max(eta, n.progress.eta_ms);
   }
-  const percent = total === 0 ? 0 : Math.floor((1000 * read) / total) / 10;
+  const percent = nodes.length === 0 ? 0 : Math.floor((1000 * fractions) / nodes.length) / 10;
   return { percent, eta_ms: eta };
 }
 
