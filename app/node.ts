@@ -118,21 +118,30 @@ export function startNode(
       : "actors",
   });
   for (const warning of tracing.warnings) logger.warn("tracing", { warning });
-  setStoredActorsSource(storedActorCounter(
-    redis,
-    Object.fromEntries(KINDS.map((k) => [k.name, keys.snapshotPattern(k.name)])),
-    { onError: (err) => logger.warn("counting stored actors failed", { err }) },
-  ));
+  // A group-wide count (a Redis SCAN): the main thread reports it for the whole node.
+  if (!options.worker) {
+    setStoredActorsSource(storedActorCounter(
+      redis,
+      Object.fromEntries(KINDS.map((k) => [k.name, keys.snapshotPattern(k.name)])),
+      { onError: (err) => logger.warn("counting stored actors failed", { err }) },
+    ));
+  }
 
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
   let actors: ActorConsumer | undefined;
   // Started once this thread's startup (migrations, topics) is done.
-  const workers = !options.worker && config.DATA_PROC_WORKERS > 1
+  const threads = options.worker ? 1 : config.DATA_PROC_WORKERS;
+  // DATA_PROC_MAX_LIVE_ACTORS caps the node: each of its threads keeps its share.
+  const liveActorsShare = Math.max(1, Math.floor(config.DATA_PROC_MAX_LIVE_ACTORS / threads));
+  const workers = threads > 1
     ? new WorkerPool({
-      count: config.DATA_PROC_WORKERS - 1,
+      count: threads - 1,
       nodeId,
-      env: options.env ?? Deno.env.toObject(),
+      env: {
+        ...(options.env ?? Deno.env.toObject()),
+        DATA_PROC_MAX_LIVE_ACTORS: String(liveActorsShare),
+      },
       logger: logger.child("workers"),
     })
     : undefined;
@@ -303,7 +312,7 @@ export function startNode(
     }
     if (config.DATA_PROC_ACTORS_ENABLED) {
       actors = new ActorConsumer({
-        config,
+        config: { ...config, DATA_PROC_MAX_LIVE_ACTORS: liveActorsShare },
         kafka,
         clickhouse,
         store,

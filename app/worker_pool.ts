@@ -22,6 +22,8 @@ interface Slot {
   nodeId: string;
   /** Resolves when the worker has set up its stores and waits for `go`. */
   prepared: Promise<void> | undefined;
+  /** Its last metrics answer: served again when it is too busy to answer in time. */
+  lastMetrics: MetricsJson | undefined;
   worker: Worker | undefined;
   /** Resolves with the worker's exit code when it stops (or throws: code 1). */
   finished: Promise<number> | undefined;
@@ -49,6 +51,7 @@ export class WorkerPool {
       worker: undefined,
       finished: undefined,
       prepared: undefined,
+      lastMetrics: undefined,
       startedAt: 0,
       failures: 0,
     }));
@@ -79,10 +82,17 @@ export class WorkerPool {
     return this.#slots.map((s) => ({ nodeId: s.nodeId, running: s.worker !== undefined }));
   }
 
-  /** Every running worker's metrics (one that does not answer in time is left out). */
+  /**
+   * Every worker's metrics. One too busy to answer in time gives its last answer again, so
+   * its counters never seem to drop (a restarted worker starts from zero, as a process would).
+   */
   async metrics(): Promise<MetricsJson[]> {
-    const answers = await Promise.all(this.#slots.map((slot) => this.#ask(slot, "metrics")));
-    return answers.flatMap((a) => a?.type === "metrics" ? [a.metrics as MetricsJson] : []);
+    const answers = await Promise.all(this.#slots.map(async (slot) => {
+      const answer = await this.#ask(slot, "metrics");
+      if (answer?.type === "metrics") slot.lastMetrics = answer.metrics as MetricsJson;
+      return slot.lastMetrics;
+    }));
+    return answers.filter((m): m is MetricsJson => m !== undefined);
   }
 
   /** The workers that are not running or whose node is not ready (its /ready). */
@@ -133,6 +143,7 @@ export class WorkerPool {
     });
     slot.worker = worker;
     slot.startedAt = performance.now();
+    slot.lastMetrics = undefined;
     let prepared: () => void = () => {};
     slot.prepared = new Promise<void>((resolve) => (prepared = resolve));
     slot.finished = new Promise<number>((resolve) => {

@@ -554,10 +554,14 @@ export class ActorConsumer {
       for (const { p, plan } of stored) p.flushed(plan);
       const sunk = timings.sunkMs;
       metrics.flushedActors.inc(stored.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
+      // Over the cap, each partition keeps its share of it in proportion to its live actors
+      // (an even split would give partitions without actors, such as curves', a share).
+      const cap = this.#d.config.DATA_PROC_MAX_LIVE_ACTORS;
+      const liveNow = this.#liveActors();
       for (const p of live) {
         await p.passivate({
           idleMs: this.#d.config.DATA_PROC_ACTOR_IDLE_PASSIVATE_MS,
-          maxLive: Math.max(1, Math.floor(this.#d.config.DATA_PROC_MAX_LIVE_ACTORS / live.length)),
+          maxLive: liveNow <= cap ? cap : Math.max(1, Math.floor((cap * p.liveActors) / liveNow)),
           now: this.#now(),
         });
       }
