@@ -14,11 +14,10 @@ import type { FromWorker, ToWorker } from "./worker_thread.ts";
 const HEALTHY_RUN_MS = 60_000;
 /** How long the main thread waits for its workers to set up before it starts anyway. */
 const PREPARE_TIMEOUT_MS = 30_000;
-/** A worker answers a question (metrics, readiness) within this, or is left out. */
+/** How long a question to a worker (metrics, readiness) waits for its answer. */
 const ANSWER_TIMEOUT_MS = 2000;
 
 interface Slot {
-  index: number;
   nodeId: string;
   /** Resolves when the worker has set up its stores and waits for `go`. */
   prepared: Promise<void> | undefined;
@@ -46,7 +45,6 @@ export class WorkerPool {
     this.#env = o.env;
     this.#logger = o.logger;
     this.#slots = Array.from({ length: o.count }, (_, i) => ({
-      index: i + 1,
       nodeId: `${o.nodeId}-w${i + 1}`,
       worker: undefined,
       finished: undefined,
