@@ -370,7 +370,9 @@ export class PartitionSupervisor<T> {
     }
     this.#pendingFloor = floor;
     if (due.length === 0) return;
-    await this.#revive(due.filter((k) => !this.#actors.has(k)), now);
+    // Revived only to close: active as of their snapshot, so once flushed they are the first
+    // to passivate again, before keys that just had events.
+    await this.#revive(due.filter((k) => !this.#actors.has(k)), now, { activeAsStored: true });
     let closed = false;
     for (const key of due) {
       const actor = this.#actors.get(key);
@@ -488,7 +490,11 @@ export class PartitionSupervisor<T> {
     return version;
   }
 
-  async #revive(keys: string[], now: number): Promise<void> {
+  async #revive(
+    keys: string[],
+    now: number,
+    options: { activeAsStored?: boolean } = {},
+  ): Promise<void> {
     if (keys.length === 0) return;
     const persisted = await this.#o.store.load(this.kind, keys);
     const floors = this.#rebuildingFromLog && this.#o.versionFloor
@@ -496,7 +502,9 @@ export class PartitionSupervisor<T> {
       : undefined;
     for (const key of keys) {
       const floor = floors?.get(key) ?? 0;
-      this.#spawn(key, persisted.get(key), now, floor > 0 ? floor + 1 : undefined);
+      const stored = persisted.get(key);
+      const activeAt = options.activeAsStored ? stored?.saved_at_ms ?? now : now;
+      this.#spawn(key, stored, activeAt, floor > 0 ? floor + 1 : undefined);
     }
   }
 

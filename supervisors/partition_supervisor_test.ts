@@ -429,3 +429,28 @@ Deno.test({
       assert.equal(p.actor("A")!.inspect().state, "closed");
     }),
 });
+
+Deno.test({
+  name: "a key revived only to close its bar passivates before a key that just had an event",
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (h) => {
+      let nowMs = 1_000;
+      const p = await h.partition(0, { now: () => nowMs });
+      await p.handle([watermarkMessage(0, T0), tickMessage(1, "B", "b1", T0 + 1 * SEC, 20)]);
+      await h.flush(p); // B's snapshot stored at 1000
+      await p.passivate({ idleMs: 1e9, maxLive: 0, now: nowMs });
+      assert.equal(p.actor("B"), undefined);
+
+      nowMs = 5_000;
+      await p.handle([tickMessage(2, "A", "a2", T0 + 30 * SEC, 10)]);
+      nowMs = 6_000;
+      await p.handle([watermarkMessage(3, T0 + 2 * MIN)]); // B is revived to close its bar
+      assert.ok(p.actor("B"), "B revived for its close");
+      await h.flush(p);
+      // Over a cap of one: B, active as of its snapshot, goes; A, which had an event, stays.
+      await p.passivate({ idleMs: 1e9, maxLive: 1, now: 7_000 });
+      assert.ok(p.actor("A"), "A passivated before B");
+      assert.equal(p.actor("B"), undefined);
+    }),
+});
