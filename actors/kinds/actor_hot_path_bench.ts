@@ -7,35 +7,14 @@
 import type { NormalizedTick } from "../../messages/normalized_tick.ts";
 import type { KeyedEvent } from "../actor_kinds.ts";
 import { instrumentAdapter } from "./instrument/machine.ts";
+import { PARAMS, T0, tick } from "./instrument/test_fixtures.ts";
 
 const KEYS = 1_000;
 const BATCHES = 50;
 const BATCH = 5;
-const MIN = 60_000;
-const T0 = Date.UTC(2027, 0, 15, 10);
-
-function tick(key: string, i: number, t: number): NormalizedTick {
-  return {
-    event_id: `${key}-${i}`,
-    instrument_id: key,
-    event_time_ms: t,
-    price: 50 + (i % 17),
-    size: 1 + (i % 3),
-    source: "eex",
-    symbol: "DEBY",
-    commodity: "power",
-    region: "DE",
-    currency: "EUR",
-    unit: "MWh",
-    ingest_time_ms: 0,
-  };
-}
 
 Deno.bench("instrument actors: 1000 keys x 50 batches of 5 ticks, collect every 10th", () => {
-  const adapter = instrumentAdapter({
-    windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: 60 * MIN }],
-    allowedLatenessMs: 5_000,
-  });
+  const adapter = instrumentAdapter(PARAMS); // 1m and 1h bars, 5 s lateness
   const keys = Array.from({ length: KEYS }, (_, k) => `INST-${k}`);
   const actors = keys.map((key) => adapter.spawn(key));
   let offset = 0;
@@ -50,7 +29,7 @@ Deno.bench("instrument actors: 1000 keys x 50 batches of 5 ticks, collect every 
           offset: offset++,
           appendTimeMs: 0,
           clock: { clockMs: t - 15_000, quietMs: null },
-          value: tick(keys[k]!, n, t),
+          value: tick(`${keys[k]}-${n}`, t, 50 + (n % 17), 1 + (n % 3), keys[k]),
         });
       }
       adapter.apply(actors[k]!, events);

@@ -11,50 +11,16 @@ import {
   barVwap,
   initialInstrumentContext,
   type InstrumentContext,
-  type InstrumentParams,
   latestVersion,
   nextCloseAt,
   type Rejection,
   takeChanges,
   type TickInput,
 } from "./aggregate.ts";
-
-const SEC = 1_000;
-const MIN = 60_000;
-const HOUR = 3_600_000;
-/** 2027-01-15T10:00:00Z: aligned to the minute and the hour. */
-const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
-const LATENESS = 5 * SEC;
-const PARAMS: InstrumentParams = {
-  windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: HOUR }],
-  allowedLatenessMs: LATENESS,
-};
-const ID = "INST-0001";
-
-function tick(event_id: string, event_time_ms: number, price: number, size = 1): NormalizedTick {
-  return {
-    event_id,
-    instrument_id: ID,
-    event_time_ms,
-    price,
-    size,
-    source: "eex",
-    symbol: "DEBY",
-    commodity: "power",
-    region: "DE",
-    currency: "EUR",
-    unit: "MWh",
-    ingest_time_ms: 0,
-  };
-}
+import { at, HOUR, ID, LATENESS, MIN, PARAMS, SEC, T0, tick } from "./test_fixtures.ts";
 
 function fresh(versionBase = 0): InstrumentContext {
   return initialInstrumentContext(ID, PARAMS, versionBase);
-}
-
-/** The partition clock: `clockMs` (null: undefined) and, while every source is idle, quietMs. */
-function at(clockMs: number | null, quietMs: number | null = null): EventClock {
-  return { clockMs, quietMs };
 }
 
 /** The rejections of the last batch applied to each context. */

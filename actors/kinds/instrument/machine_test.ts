@@ -22,43 +22,10 @@ import {
   type Rejection,
   type TickInput,
 } from "./aggregate.ts";
+import { at, HOUR, ID, LATENESS, MIN, PARAMS, SEC, T0, tick } from "./test_fixtures.ts";
 import { type InstrumentInput, instrumentMachine } from "./machine.ts";
 
-const SEC = 1_000;
-const MIN = 60_000;
-const HOUR = 3_600_000;
-/** 2027-01-15T10:00:00Z: aligned to the minute and the hour. */
-const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
-const LATENESS = 5 * SEC;
-const PARAMS: InstrumentParams = {
-  windows: [{ name: "1m", ms: MIN }, { name: "1h", ms: HOUR }],
-  allowedLatenessMs: LATENESS,
-};
-const ID = "INST-0001";
-
 type InstrumentActor = Actor<typeof instrumentMachine>;
-
-function tick(event_id: string, event_time_ms: number, price: number, size = 1): NormalizedTick {
-  return {
-    event_id,
-    instrument_id: ID,
-    event_time_ms,
-    price,
-    size,
-    source: "eex",
-    symbol: "DEBY",
-    commodity: "power",
-    region: "DE",
-    currency: "EUR",
-    unit: "MWh",
-    ingest_time_ms: 0,
-  };
-}
-
-/** The partition clock: `clockMs` (null: undefined) and, while every source is idle, quietMs. */
-function at(clockMs: number | null, quietMs: number | null = null): EventClock {
-  return { clockMs, quietMs };
-}
 
 /** What each actor emitted for its last batch (`rejected`) and its last COLLECT. */
 const lastRejections = new WeakMap<InstrumentActor, Rejection[]>();
