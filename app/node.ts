@@ -130,10 +130,10 @@ export function startNode(
   let started = false;
   let normalizer: Awaited<ReturnType<typeof startNormalizer>> | undefined;
   let actors: ActorConsumer | undefined;
-  // Started once this thread's startup (migrations, topics) is done.
   const threads = options.worker ? 1 : config.DATA_PROC_WORKERS;
   // DATA_PROC_MAX_LIVE_ACTORS caps the node: each of its threads keeps its share.
   const liveActorsShare = Math.max(1, Math.floor(config.DATA_PROC_MAX_LIVE_ACTORS / threads));
+  // Started once this thread's startup (migrations, topics) is done.
   const workers = threads > 1
     ? new WorkerPool({
       count: threads - 1,
@@ -352,7 +352,7 @@ export function startNode(
     logger.info("node started", {
       normalizer: !!normalizer,
       actors: !!actors,
-      workers: workers?.workers.length ?? 0,
+      workers: threads - 1,
     });
   })().catch((err) => fatal(err));
 

@@ -75,11 +75,6 @@ export class WorkerPool {
     for (const slot of this.#slots) slot.worker?.postMessage({ type: "go" } satisfies ToWorker);
   }
 
-  /** The workers' node ids, and which of them run right now. */
-  get workers(): { nodeId: string; running: boolean }[] {
-    return this.#slots.map((s) => ({ nodeId: s.nodeId, running: s.worker !== undefined }));
-  }
-
   /**
    * Every worker's metrics. One too busy to answer in time gives its last answer again, so
    * its counters never seem to drop (a restarted worker starts from zero, as a process would).

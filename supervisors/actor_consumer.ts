@@ -100,9 +100,10 @@ export class ActorConsumer {
   #crashed = false;
   #flushLoop: Promise<void> = Promise.resolve();
   #flushing: Promise<void> = Promise.resolve();
+  /** The flush that batches past the live-actor cap wait for: one, however many wait. */
+  #capFlush: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #flushRequested = false;
-  #capFlush: Promise<void> | null = null;
   #snapshotRequested = false;
   #lastSnapshotMs = 0;
   /** Each kind by the topic its events come from, with the adapter of its machines. */
@@ -314,7 +315,10 @@ export class ActorConsumer {
     if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
       // Past the cap: store snapshots and passivate before taking more keys, so live actors
       // pass the cap by one batch at most. (A failed flush restarts its partitions itself.)
-      await this.flush({ snapshot: true }).catch(() => {});
+      this.#capFlush ??= this.flush({ snapshot: true }).catch(() => {}).finally(() => {
+        this.#capFlush = null;
+      });
+      await this.#capFlush;
       if (!p.alive || payload.isStale() || !payload.isRunning()) return;
     }
     try {
