@@ -27,7 +27,12 @@ export class KeyActor<T> {
   #appliedOffset: number;
   #history: Record<string, unknown>[];
   #mailbox: KeyedEvent<T>[] = [];
-  /** Events applied since the last stored snapshot: with it they rebuild the state. */
+  /**
+   * Events applied since the last stored snapshot, kept only for a key under watch (one that
+   * crashed before): with the snapshot they rebuild its state event by event. Keeping them
+   * for every key would hold every event between two snapshots in the heap.
+   */
+  readonly #keepUnflushed: boolean;
   #unflushed: KeyedEvent<T>[] = [];
   #carried: ActorOutputs | null = null;
   #stopped = false;
@@ -45,12 +50,15 @@ export class KeyActor<T> {
       nowMs: number;
       persisted?: PersistedActor;
       versionBase?: number;
+      /** Keep the events since the last snapshot (a key that crashed before). */
+      keepUnflushed?: boolean;
     },
   ) {
     this.#adapter = adapter;
     this.key = key;
     this.partition = partition;
     this.#historySize = options.historySize;
+    this.#keepUnflushed = options.keepUnflushed ?? false;
     this.#machine = adapter.spawn(key, options.persisted?.machine, options.versionBase);
     // A throwing machine is reported through its snapshot status (see drain); this observer
     // keeps XState from rethrowing the same error globally.
@@ -91,7 +99,7 @@ export class KeyActor<T> {
       throw new ActorCrashedError(this.key, this.#machine.getSnapshot().error, batch);
     }
     this.#appliedOffset = batch[batch.length - 1]!.offset;
-    for (const e of batch) this.#unflushed.push(e);
+    if (this.#keepUnflushed) { for (const e of batch) this.#unflushed.push(e); }
     this.lastActiveMs = nowMs;
     this.dirty = true;
     if (this.#historySize > 0) {
@@ -154,9 +162,9 @@ export class KeyActor<T> {
     this.dirty = true;
   }
 
-  /** Events applied since the last stored snapshot (to rebuild after a crash). */
-  get unflushed(): readonly KeyedEvent<T>[] {
-    return this.#unflushed;
+  /** Events applied since the last stored snapshot (to rebuild after a crash), if kept. */
+  get unflushed(): readonly KeyedEvent<T>[] | null {
+    return this.#keepUnflushed ? this.#unflushed : null;
   }
 
   /** The snapshot was stored: the events before it are no longer needed for a rebuild. */

@@ -25,6 +25,7 @@ import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { topicNames } from "../stores/kafka.ts";
 import { type FlushSinks, runFlush, writeOutputs } from "./flush_path.ts";
 import {
+  ActorCrashEscalation,
   PartitionEscalation,
   type PartitionFlushPlan,
   PartitionSupervisor,
@@ -90,6 +91,8 @@ export class ActorConsumer {
   readonly #highWatermarks = new Map<string, number>();
   /** Escalations (actors crashing again and again) per partition: the node gives up past it. */
   readonly #escalations = new Map<string, RestartIntensity>();
+  /** Keys that crashed, per partition: their actors keep the events a retry needs. */
+  readonly #watchedKeys = new Map<string, Set<string>>();
   /** Consecutive failed flushes: the flush loop backs off and consumption pauses meanwhile. */
   #flushFailures = 0;
   #lastFlushError: string | null = null;
@@ -274,7 +277,14 @@ export class ActorConsumer {
     epoch: number,
     persisted: PersistedPartition | undefined,
   ): AnyPartition {
+    const watchedKeys = this.#watchedKeys.get(`${topic}:${partition}`);
     const common = {
+      ...(watchedKeys ? { watchedKeys } : {}),
+      onEscalation: (err: PartitionEscalation) => {
+        this.#escalate(created, err).catch((e) =>
+          this.#d.logger.error("partition restart failed", { topic, partition, err: e })
+        );
+      },
       topic,
       partition,
       epoch,
@@ -288,7 +298,7 @@ export class ActorConsumer {
     };
     const { kind, adapter } = this.#kindOfTopic(topic);
     const versionFloor = this.#d.versionFloor;
-    return new PartitionSupervisor({
+    const created: AnyPartition = new PartitionSupervisor({
       ...common,
       ...(versionFloor ? { versionFloor: (keys: string[]) => versionFloor(kind.name, keys) } : {}),
       adapter,
@@ -296,6 +306,7 @@ export class ActorConsumer {
       ...(kind.fastCheck ? { fastCheck: kind.fastCheck } : {}),
       keyOf: kind.keyOf,
     });
+    return created;
   }
 
   /** The kind whose events a topic carries, and the adapter of its machines. */
@@ -328,15 +339,7 @@ export class ActorConsumer {
         "messaging.batch.message_count": batch.messages.length,
       }, () => p.handle(batch.messages));
     } catch (err) {
-      if (err instanceof PartitionEscalation) {
-        if (!this.#escalationFor(p).record(this.#now())) {
-          this.#crashed = true;
-          this.#d.onFatal?.(new Error(`partition restarts exceeded; last: ${String(err)}`));
-          return;
-        }
-        await this.#restartPartition(p, err, this.#escalationFor(p).backoffMs());
-        return;
-      }
+      if (err instanceof PartitionEscalation) return await this.#escalate(p, err);
       throw err;
     }
     if (!p.alive) return;
@@ -350,6 +353,20 @@ export class ActorConsumer {
       this.requestFlush({ snapshot: true }); // passivation needs stored snapshots
     }
     await payload.heartbeat();
+  }
+
+  /** Restarts a partition that escalated (watching the key that crashed), or gives up. */
+  async #escalate(p: AnyPartition, err: PartitionEscalation): Promise<void> {
+    if (!this.#escalationFor(p).record(this.#now())) {
+      this.#crashed = true;
+      this.#d.onFatal?.(new Error(`partition restarts exceeded; last: ${String(err)}`));
+      return;
+    }
+    if (err instanceof ActorCrashEscalation) {
+      const id = `${p.topic}:${p.partition}`;
+      this.#watchedKeys.set(id, new Set([...this.#watchedKeys.get(id) ?? [], err.key]));
+    }
+    await this.#restartPartition(p, err, this.#escalationFor(p).backoffMs());
   }
 
   /**

@@ -2,8 +2,10 @@
  * One owned partition of a normalized topic: its key actors (spawned, revived from
  * snapshots, passivated), its event-time clock (from the watermark records in it), the keys
  * that still have bars to close, the offset it has processed, and the writes its next flush
- * owes. A crashing actor is rebuilt from its snapshot and its unflushed events; an event
- * that crashes it every time is a poison event and goes to the DLQ.
+ * owes. A key's first crash restarts the partition with the key under watch (actors keep
+ * no events between snapshots, so only a re-read rebuilds it); a watched key's actor keeps
+ * them, so a crash is retried event by event, and an event that crashes it every time is a
+ * poison event and goes to the DLQ.
  */
 import type { KafkaMessage } from "kafkajs";
 import type { z } from "zod";
@@ -55,6 +57,13 @@ export interface PartitionOptions<T> {
   onWindowClosed?: () => void;
   /** The partition's stored state (clock, keys with open bars), when it had one. */
   persisted?: PersistedPartition;
+  /** Keys that crashed in an earlier generation: their actors keep events between snapshots. */
+  watchedKeys?: ReadonlySet<string>;
+  /**
+   * Told of an escalation raised outside a batch (a crash while a replay's held events are
+   * applied); the partition has stopped taking work and must be restarted.
+   */
+  onEscalation?: (err: PartitionEscalation) => void;
   /**
    * The highest version the sinks hold for each key (ClickHouse outlives Redis). Asked only
    * while the partition rebuilds from no stored state, for keys without a snapshot: their
@@ -91,6 +100,17 @@ export class PartitionEscalation extends Error {
   constructor(message: string, cause?: unknown) {
     super(message, { cause });
     this.name = "PartitionEscalation";
+  }
+}
+
+/**
+ * A key not under watch crashed: its events since its snapshot were not kept, so the parent
+ * restarts the partition (it re-reads them) with this key watched.
+ */
+export class ActorCrashEscalation extends PartitionEscalation {
+  constructor(readonly key: string, topic: string, partition: number) {
+    super(`actor ${key} of ${topic}[${partition}] crashed; rebuilding the partition`);
+    this.name = "ActorCrashEscalation";
   }
 }
 
@@ -452,7 +472,15 @@ export class PartitionSupervisor<T> {
           this.#reportRejections(actor.drain(now), rawByOffset, now);
         } catch (err) {
           if (!(err instanceof ActorCrashedError)) throw err;
-          await this.#recover(key, err.batch as KeyedEvent<T>[], rawByOffset, now);
+          try {
+            await this.#recover(key, err.batch as KeyedEvent<T>[], rawByOffset, now);
+          } catch (escalation) {
+            if (!(escalation instanceof PartitionEscalation)) throw escalation;
+            // No batch carries this to the parent: stop storing anything, and tell it.
+            this.#alive = false;
+            this.#o.onEscalation?.(escalation);
+            return;
+          }
         }
       }
       // Closes the clock made due while the keys were held (it skipped them).
@@ -517,6 +545,7 @@ export class PartitionSupervisor<T> {
     const actor = new KeyActor(this.#o.adapter, key, this.partition, {
       historySize: this.#o.historySize,
       nowMs: now,
+      keepUnflushed: this.#o.watchedKeys?.has(key) ?? false,
       ...(persisted ? { persisted } : {}),
       ...(versionBase !== undefined ? { versionBase } : {}),
     });
@@ -548,10 +577,18 @@ export class PartitionSupervisor<T> {
     now: number,
   ): Promise<void> {
     const crashed = this.#actors.get(key)!;
-    const replayLog = [...crashed.unflushed];
-    const restarts = crashed.restarts + 1;
+    const unflushed = crashed.unflushed;
     crashed.stop();
     metrics.actorRestarts.labels("actor").inc();
+    if (unflushed === null) {
+      this.#o.logger.warn("actor crashed; restarting its partition with the key watched", {
+        key,
+        partition: this.partition,
+      });
+      throw new ActorCrashEscalation(key, this.topic, this.partition);
+    }
+    const replayLog = [...unflushed];
+    const restarts = crashed.restarts + 1;
     if (!this.#restarts.record(now)) {
       throw new PartitionEscalation(`actor restarts in ${this.topic}[${this.partition}] exceeded`);
     }
@@ -645,6 +682,17 @@ export class PartitionSupervisor<T> {
     const { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty } = await this.#serial(
       () => {
         const now = this.#o.now();
+        if (!this.#alive) {
+          // Stopped (lost, or escalated outside a batch): its restart redoes the work.
+          return {
+            now,
+            commitOffset: null,
+            partitionState: null,
+            clockCheckpoint: null,
+            dlq: [],
+            dirty: [],
+          };
+        }
         const position = this.#holdStart ?? { offset: this.#processedOffset, clock: this.#clock };
         const commitOffset = options.snapshot && position.offset > this.#flushedOffset
           ? position.offset + 1

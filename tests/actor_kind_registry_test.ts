@@ -6,9 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { assign, createActor, emit, setup } from "xstate";
-import { z } from "zod";
-import type { KindAdapter } from "../actors/actor_kinds.ts";
 import type { ActorKindDefinition } from "../actors/kinds/kind.ts";
 import { KINDS } from "../actors/kinds/registry.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -19,114 +16,8 @@ import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { ActorConsumer } from "../supervisors/actor_consumer.ts";
 import { createTopics } from "./actor_harness.ts";
+import { counterKind } from "./counter_kind.ts";
 import { freshEnv, pollUntil } from "./support.ts";
-
-/** The third kind: counts the events of each key and projects the count. */
-const CountEvent = z.object({ key: z.string().min(1) });
-type CountEvent = z.infer<typeof CountEvent>;
-
-interface CounterContext {
-  count: number;
-  version: number;
-  changed: boolean;
-}
-
-const counterMachine = setup({
-  types: {
-    context: {} as CounterContext,
-    input: {} as { versionBase: number },
-    events: {} as
-      | { type: "EVENTS"; n: number }
-      | { type: "RESET"; versionBase: number }
-      | { type: "COLLECT" },
-    emitted: {} as { type: "changed"; count: number; version: number },
-  },
-}).createMachine({
-  context: ({ input }) => ({ count: 0, version: input.versionBase, changed: false }),
-  on: {
-    EVENTS: {
-      actions: assign(({ context, event }) => ({
-        count: context.count + event.n,
-        version: context.version + event.n,
-        changed: true,
-      })),
-    },
-    RESET: {
-      actions: assign(({ event }) => ({ count: 0, version: event.versionBase, changed: true })),
-    },
-    // The machine hands its change to the flush and forgets it.
-    COLLECT: {
-      guard: ({ context }) => context.changed,
-      actions: [
-        emit(({ context }) => ({
-          type: "changed",
-          count: context.count,
-          version: context.version,
-        })),
-        assign({ changed: false }),
-      ],
-    },
-  },
-});
-
-function counterAdapter(): KindAdapter<CountEvent> {
-  const context = (actor: { getSnapshot(): { context: unknown } }) =>
-    actor.getSnapshot().context as CounterContext;
-  // Emitted within `send`: the slot holds what the last COLLECT emitted.
-  let changed: { count: number; version: number } | null = null;
-  return {
-    kind: "counter",
-    spawn(_key, persisted, versionBase) {
-      const actor = createActor(counterMachine, {
-        input: { versionBase: versionBase ?? 0 },
-        ...(persisted ? { snapshot: persisted as never } : {}),
-      });
-      actor.on("changed", (e) => changed = e);
-      return actor.start();
-    },
-    apply(actor, events) {
-      actor.send({ type: "EVENTS", n: events.length });
-      return [];
-    },
-    collect(actor, key) {
-      const out = { projections: [], barRows: [], curveRows: [], messages: [] } as ReturnType<
-        KindAdapter<CountEvent>["collect"]
-      >;
-      changed = null;
-      actor.send({ type: "COLLECT" });
-      const taken = changed as { count: number; version: number } | null;
-      if (taken === null) return out;
-      out.projections.push({
-        key: `projection:counter:${key}`,
-        order: 0,
-        version: taken.version,
-        value: JSON.stringify({ key, count: taken.count, version: taken.version }),
-      });
-      return out;
-    },
-    nextCloseAt: () => null,
-    windowClosed: () => false,
-    advance: () => {},
-    reset: (actor, versionBase) => actor.send({ type: "RESET", versionBase }),
-    maxVersion: (actor) => context(actor).version,
-    clockMs: () => null,
-    summarize: (event) => ({ offset: event.offset }),
-  };
-}
-
-function counterKind(topic: string): ActorKindDefinition<CountEvent> {
-  return {
-    name: "counter",
-    inputTopic: () => topic,
-    schema: CountEvent,
-    keyOf: (e) => e.key,
-    adapter: counterAdapter,
-    projectionKeys: (key) => [`projection:counter:${key}`],
-    gold: { table: "counters", idColumn: "key", timeColumn: "event_time_ms" },
-    replacedFrom: () => 0,
-    goldComparison: { columns: "key", idOf: (row) => String(row.key), valuesOf: () => ({}) },
-  };
-}
 
 Deno.test({
   name: "a third actor kind defined in one place runs beside the others: events in, projection out",

@@ -307,7 +307,14 @@ export async function watchNode(
       return { firstApplied, allApplied: allApplied || now, committed: now, maxLive, applied };
     }
     if (now - lastReport > 5000) {
-      log(`  applied ${applied}/${options.events}, uncommitted ${lag}`);
+      const mib = (name: string) => fmtMiB(metricValue(samples, name, {}));
+      log(
+        `  applied ${applied}/${options.events}, uncommitted ${lag}; rss ${
+          mib("process_resident_memory_bytes")
+        }, heap used/total ${mib("nodejs_heap_size_used_bytes")}/${
+          mib("nodejs_heap_size_total_bytes")
+        }, external ${mib("nodejs_external_memory_bytes")}`,
+      );
       lastReport = now;
     }
     await sleep(100);
