@@ -179,7 +179,7 @@ export class KeyActor<T> {
       key: this.key,
       partition: this.partition,
       offset: this.#appliedOffset,
-      machine: this.#machine.getPersistedSnapshot(),
+      machine: persistedSnapshot(this.#machine),
       history: this.#history,
       restarts: this.restarts,
       saved_at_ms: nowMs,
@@ -216,6 +216,29 @@ export class KeyActor<T> {
   get stopped(): boolean {
     return this.#stopped;
   }
+}
+
+/**
+ * The machine's persisted snapshot, as XState's `getPersistedSnapshot` gives it. XState's own
+ * walks the whole context for actor references on every call (5-7% of the CPU of a node
+ * storing thousands of snapshots a second); a machine with no children and no history
+ * states holds none, so its context is taken as it is. The caller serialises it at once.
+ */
+export function persistedSnapshot(machine: AnyActorRef): unknown {
+  const snapshot = machine.getSnapshot();
+  const children = snapshot.children as Record<string, unknown>;
+  const history = snapshot.historyValue as Record<string, unknown> | undefined;
+  for (const _ in children) return machine.getPersistedSnapshot();
+  for (const _ in history ?? {}) return machine.getPersistedSnapshot();
+  return {
+    status: snapshot.status,
+    value: snapshot.value,
+    historyValue: {},
+    context: snapshot.context,
+    children: {},
+    ...(snapshot.output !== undefined ? { output: snapshot.output } : {}),
+    ...(snapshot.error !== undefined ? { error: snapshot.error } : {}),
+  };
 }
 
 /** A machine threw while applying a batch: the actor must be rebuilt by its supervisor. */

@@ -575,7 +575,7 @@ async function run(o: BenchOptions): Promise<Figures> {
 
       log("throughput: starting one node");
       const spawned = performance.now();
-      const node = spawnBenchNode(env.env, o.nodeFlags);
+      const node = spawnBenchNode(env.env, o.nodeFlags, { keepLines: /"slow flush"/ });
       nodes.push(node);
       await waitReady(node, 60_000);
       const ready = performance.now();
@@ -618,6 +618,8 @@ async function run(o: BenchOptions): Promise<Figures> {
         );
         log(`  p50 ${fmtMs(figures.latency.p50Ms)} p99 ${fmtMs(figures.latency.p99Ms)}`);
       }
+      // Where the slowest flushes spent their time (the node logs flushes over 1 s).
+      for (const { line } of node.keptLines().slice(-5)) log(`  ${line}`);
       await node.stop();
     };
 

@@ -143,7 +143,7 @@ export function initialInstrumentContext(
     openBars: Object.fromEntries(params.windows.map((w) => [w.name, 0])),
     seen: new SeenIds(),
     seenCount: 0,
-    seenPruneAt: 256,
+    seenPruneAt: MIN_SEEN_PRUNE,
     latestChanged: false,
     closedSinceFlush: false,
     duplicates: 0,
@@ -277,6 +277,13 @@ function seenOf(ctx: InstrumentContext): SeenIds {
   return seen instanceof SeenIds ? seen : (ctx.seen = SeenIds.from(seen));
 }
 
+/**
+ * `seen` is pruned on insert once it holds this many ids (then at twice what it keeps), and
+ * at every collect: a key keeps few more ids than its events within the lateness, in memory
+ * and in its snapshot.
+ */
+const MIN_SEEN_PRUNE = 64;
+
 /** Forgets event ids that can no longer be accepted (older than clock - lateness). */
 function pruneSeen(ctx: InstrumentContext): void {
   if (ctx.clockMs === null) return;
@@ -284,7 +291,7 @@ function pruneSeen(ctx: InstrumentContext): void {
   const seen = seenOf(ctx);
   for (const [id, t] of seen) if (t < horizon) seen.delete(id);
   ctx.seenCount = seen.size;
-  ctx.seenPruneAt = Math.max(256, 2 * seen.size);
+  ctx.seenPruneAt = Math.max(MIN_SEEN_PRUNE, 2 * seen.size);
 }
 
 /**
@@ -359,7 +366,10 @@ export interface ChangedBar {
   bar: BarState;
 }
 
-/** Takes (and clears) the change markers: the runtime flushes what they name. */
+/**
+ * Takes (and clears) the change markers: the runtime flushes what they name. Also forgets
+ * the event ids past reach, so the snapshot that follows stores only those within it.
+ */
 export function takeChanges(ctx: InstrumentContext): { bars: ChangedBar[]; latest: boolean } {
   const bars: ChangedBar[] = [];
   for (const [resolution, list] of Object.entries(ctx.bars)) {
@@ -372,6 +382,8 @@ export function takeChanges(ctx: InstrumentContext): { bars: ChangedBar[]; lates
   const changes = { bars, latest: ctx.latestChanged };
   ctx.latestChanged = false;
   ctx.closedSinceFlush = false;
+  // A snapshot follows a collect: it then stores only the ids still within reach.
+  if (ctx.seenCount > 0) pruneSeen(ctx);
   return changes;
 }
 

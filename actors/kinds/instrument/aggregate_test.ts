@@ -493,6 +493,19 @@ Deno.test("takeChanges names each changed bar once and the latest, then clears t
   assert.deepEqual(takeChanges(ctx), { bars: [], latest: false });
 });
 
+Deno.test("a collect forgets the event ids past reach, so a snapshot keeps only those within it", () => {
+  const ctx = fresh();
+  // 50 events 1 s apart, the clock at the newest: 6 of them (LATENESS 5 s) are within reach.
+  const ticks = Array.from({ length: 50 }, (_, i) => tick(`e${i}`, T0 + i * SEC, 10 + i));
+  feed(ctx, ticks, at(T0 + 49 * SEC));
+  takeChanges(ctx);
+  assert.deepEqual([...ctx.seen.keys()], ["e44", "e45", "e46", "e47", "e48", "e49"]);
+  assert.equal(ctx.seenCount, 6);
+  // Within reach, an id is still a duplicate.
+  feed(ctx, [ticks[45]!], at(T0 + 49 * SEC));
+  assert.equal(ctx.duplicates, 1);
+});
+
 Deno.test("a redelivery after the seen set was pruned is still not counted twice", () => {
   const ctx = fresh();
   // 2,000 events over 200 s, one batch each, the clock one event behind: the seen set is
