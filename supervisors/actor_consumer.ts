@@ -91,6 +91,7 @@ export class ActorConsumer {
   readonly #highWatermarks = new Map<string, number>();
   /** Escalations (actors crashing again and again) per partition: the node gives up past it. */
   readonly #escalations = new Map<string, RestartIntensity>();
+  #batchesApplied = 0;
   /** Keys that crashed, per partition: their actors keep the events a retry needs. */
   readonly #watchedKeys = new Map<string, Set<string>>();
   /** Consecutive failed flushes: the flush loop backs off and consumption pauses meanwhile. */
@@ -342,6 +343,7 @@ export class ActorConsumer {
       if (err instanceof PartitionEscalation) return await this.#escalate(p, err);
       throw err;
     }
+    this.#batchesApplied++;
     if (!p.alive) return;
     payload.resolveOffset(batch.lastOffset());
     metrics.lastEventTime.set(
@@ -441,6 +443,11 @@ export class ActorConsumer {
   /** Writes outputs to Kafka and ClickHouse now, outside any flush (see writeOutputs). */
   writeOutputs(outputs: ActorOutputs): Promise<void> {
     return writeOutputs(this.#sinks, outputs);
+  }
+
+  /** Fetched batches applied so far (a replay rests longer while this moves: live traffic). */
+  get batchesApplied(): number {
+    return this.#batchesApplied;
   }
 
   /** Asks the flush loop to run now (a window closed, the live-actor cap was passed, ...). */

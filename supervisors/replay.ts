@@ -301,30 +301,43 @@ const SLICE_MS = 5;
 
 /**
  * A replay works at most about this long (wall time, fetch decode and writes included) before
- * it rests as long again. Yielding every slice is not enough on one thread: the live path
- * needs several loop turns per event (socket read, fetch decode, batch, apply) and waits a
- * replay slice at each, and the replay's garbage costs GC pauses. Profiled at 100 keys x 10k
- * bars, a replay at full speed kept the thread 90% busy (GC 10 s of 47 s, against 0.8 s of
- * 30 s without it). Resting leaves the live path whole stretches of the loop.
+ * it rests. Yielding every slice is not enough on one thread: the live path needs several
+ * loop turns per event (socket read, fetch decode, batch, apply) and waits a replay slice at
+ * each, and the replay's garbage costs GC pauses. Profiled at 100 keys x 10k bars, a replay
+ * at full speed kept the thread 90% busy (GC 10 s of 47 s, against 0.8 s of 30 s without it).
+ * Resting leaves the live path whole stretches of the loop.
  */
 const WORK_MS = 20;
+/**
+ * Rest per ms worked: while live batches came during the last work stretch, the replay takes
+ * about half of the thread (live keys' p99 1.6-2.2x at 5k events/s, bench --scenario replay;
+ * a third of it took 1.5x longer); on a quiet node, four fifths.
+ */
+const REST_PER_MS_LIVE = 1;
+const REST_PER_MS_QUIET = 0.25;
 
 /**
  * Gives the loop back between fetched batches: a turn of the loop while the replay has worked
- * less than WORK_MS since its last rest, else a rest as long as it worked (so it takes about
- * half of the thread, and still moves at half its full speed on an idle node). It rests only
- * between batches, when a batch's records, events and written rows are garbage already:
- * resting inside one would keep them alive across young-generation GCs and promote them.
+ * less than WORK_MS since its last rest, else a rest in proportion to the work (longer while
+ * live traffic is applied). It rests only between batches, when a batch's records, events and
+ * written rows are garbage already: resting inside one would keep them alive across
+ * young-generation GCs and promote them.
  */
 class DutyCycle {
   #workingSince = performance.now();
+  #liveSeen: number;
 
-  constructor(readonly signal?: AbortSignal) {}
+  constructor(readonly liveBatches: () => number, readonly signal?: AbortSignal) {
+    this.#liveSeen = liveBatches();
+  }
 
   async pause(): Promise<void> {
     const worked = performance.now() - this.#workingSince;
     if (worked < WORK_MS) return await yieldToLoop();
-    await sleep(worked, this.signal);
+    const live = this.liveBatches();
+    const restPerMs = live !== this.#liveSeen ? REST_PER_MS_LIVE : REST_PER_MS_QUIET;
+    this.#liveSeen = live;
+    await sleep(worked * restPerMs, this.signal);
     this.#workingSince = performance.now();
   }
 
@@ -450,7 +463,7 @@ async function rebuildFromLog(
   });
   const started = Date.now();
   const maxRate = deps.config.DATA_PROC_REPLAY_MAX_RECORDS_PER_S;
-  const duty = new DutyCycle(deps.signal);
+  const duty = new DutyCycle(() => deps.consumer.batchesApplied, deps.signal);
   // A dry run writes nothing; it compares every rebuilt row at the end.
   const kind = kindOf(spec.kind);
   const settled = spec.dryRun ? null : new SettledWriter(
