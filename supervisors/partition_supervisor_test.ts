@@ -46,6 +46,26 @@ function fragileAdapter(): KindAdapter<NormalizedTick> {
   return instrumentAdapter(PARAMS, fragileMachine);
 }
 
+/** A partition supervisor of the fragile machine, with the real Redis store given. */
+function fragileSupervisor(
+  store: ActorStore,
+  extra: Partial<ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0]> = {},
+): PartitionSupervisor<NormalizedTick> {
+  return new PartitionSupervisor({
+    topic: "normalized.market.ticks.v1",
+    partition: 0,
+    epoch: 1,
+    adapter: fragileAdapter(),
+    schema: NormalizedTick,
+    keyOf: (t) => t.instrument_id,
+    store,
+    historySize: 5,
+    now: () => Date.now(),
+    logger: createLogger("test"),
+    ...extra,
+  });
+}
+
 function message(offset: number, instrument: string, eventId: string, price: number): KafkaMessage {
   return tickMessage(offset, instrument, eventId, 1_700_000_000_000 + offset * 1000, price);
 }
@@ -87,20 +107,8 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const redis = createRedis("redis://127.0.0.1:6379/0");
-    const prefix = `t${uniqueId()}:`;
     try {
-      const p = new PartitionSupervisor({
-        topic: "normalized.market.ticks.v1",
-        partition: 0,
-        epoch: 1,
-        adapter: fragileAdapter(),
-        schema: NormalizedTick,
-        keyOf: (t) => t.instrument_id,
-        store: new ActorStore(redis, redisKeys(prefix, "g")),
-        historySize: 5,
-        now: () => Date.now(),
-        logger: createLogger("test"),
-      });
+      const p = fragileSupervisor(new ActorStore(redis, redisKeys(`t${uniqueId()}:`, "g")));
       await p.handle([message(0, "A", "a0", 10), message(1, "B", "b1", 20)]);
       // Its events since the snapshot were not kept: only a re-read of the partition rebuilds A.
       await assert.rejects(
@@ -124,20 +132,7 @@ Deno.test({
     const prefix = `t${uniqueId()}:`;
     try {
       const store = new ActorStore(redis, redisKeys(prefix, "g"));
-      const p = new PartitionSupervisor({
-        topic: "normalized.market.ticks.v1",
-        partition: 0,
-        epoch: 1,
-        adapter: fragileAdapter(),
-        schema: NormalizedTick,
-        keyOf: (t) => t.instrument_id,
-        store,
-        historySize: 5,
-        now: () => Date.now(),
-        logger: createLogger("test"),
-        poisonRetries: 2,
-        watchedKeys: new Set(["A"]),
-      });
+      const p = fragileSupervisor(store, { poisonRetries: 2, watchedKeys: new Set(["A"]) });
       await p.handle([message(0, "A", "a0", 10), message(1, "B", "b1", 20)]);
       await p.handle([
         message(2, "A", "a2", 11),

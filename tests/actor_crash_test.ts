@@ -7,20 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import type { ActorKindDefinition } from "../actors/kinds/kind.ts";
-import { KINDS } from "../actors/kinds/registry.ts";
-import { createLogger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
-import { ActorStore } from "../stores/actor_store.ts";
-import { createClickHouse } from "../stores/clickhouse.ts";
-import { createKafka, topicNames } from "../stores/kafka.ts";
-import { closeRedis, createRedis } from "../stores/redis.ts";
-import { redisKeys } from "../stores/redis_keys.ts";
-import { ActorConsumer } from "../supervisors/actor_consumer.ts";
-import { createTopics } from "./actor_harness.ts";
-import { counterKind } from "./counter_kind.ts";
+import { topicNames } from "../stores/kafka.ts";
+import { counterHarness } from "./counter_kind.ts";
 import { readTopicUntil } from "./normalizer_support.ts";
-import { freshEnv, pollUntil } from "./support.ts";
+import { pollUntil } from "./support.ts";
 
 async function partitionRestarts(): Promise<number> {
   const metric = await metrics.actorRestarts.get();
@@ -32,14 +23,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
-    await createTopics(env);
-    const topic = `${env.config.DATA_PROC_TOPIC_PREFIX}test.counter.v1`;
-    const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-    await admin.disconnect();
+    const { env, topic, kafka, consumer, projection, close } = await counterHarness(1);
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const event = (key: string, poison = false) => ({
@@ -54,22 +38,8 @@ Deno.test({
       messages: [...repeat(5, "a"), ...repeat(3, "b"), event("a", true)],
     });
 
-    const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
-    const clickhouse = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
-    const keys = redisKeys(env.config.DATA_PROC_REDIS_PREFIX, env.config.DATA_PROC_GROUP_ID);
-    const consumer = new ActorConsumer({
-      config: env.config,
-      kafka,
-      clickhouse,
-      store: new ActorStore(redis, keys),
-      logger: createLogger("test"),
-      kinds: [...KINDS, counterKind(topic) as ActorKindDefinition],
-    });
     const restartsBefore = await partitionRestarts();
-    const count = async (key: string) => {
-      const raw = await redis.get(keys.prefixed(`projection:counter:${key}`));
-      return raw ? (JSON.parse(raw) as { count: number }).count : null;
-    };
+    const count = async (key: string) => (await projection(key))?.count ?? null;
     try {
       await consumer.start();
       const dlq = await readTopicUntil(
@@ -106,9 +76,7 @@ Deno.test({
       );
       assert.equal(dlq.length, 1);
     } finally {
-      await closeRedis(redis);
-      await clickhouse.close();
-      await env.cleanup();
+      await close();
     }
   },
 });

@@ -1,11 +1,22 @@
 /**
  * A small third actor kind for tests: counts the events of each key and projects the count.
- * An event marked `poison` makes its machine throw (to test crash handling).
+ * An event marked `poison` makes its machine throw (to test crash handling). With it, a fresh
+ * environment and a real ActorConsumer running the product's kinds and this one.
  */
 import { assign, createActor, emit, setup } from "xstate";
 import { z } from "zod";
 import type { KindAdapter } from "../actors/actor_kinds.ts";
 import type { ActorKindDefinition } from "../actors/kinds/kind.ts";
+import { KINDS } from "../actors/kinds/registry.ts";
+import { createLogger } from "../observability/logger.ts";
+import { ActorStore } from "../stores/actor_store.ts";
+import { createClickHouse } from "../stores/clickhouse.ts";
+import { createKafka } from "../stores/kafka.ts";
+import { closeRedis, createRedis } from "../stores/redis.ts";
+import { redisKeys } from "../stores/redis_keys.ts";
+import { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import { createTopics } from "./actor_harness.ts";
+import { freshEnv, pollUntil } from "./support.ts";
 
 const CountEvent = z.object({ key: z.string().min(1), poison: z.boolean().optional() });
 type CountEvent = z.infer<typeof CountEvent>;
@@ -117,5 +128,51 @@ export function counterKind(topic: string): ActorKindDefinition<CountEvent> {
     gold: { table: "counters", idColumn: "key", timeColumn: "event_time_ms" },
     replacedFrom: () => 0,
     goldComparison: { columns: "key", idOf: (row) => String(row.key), valuesOf: () => ({}) },
+  };
+}
+
+/** A fresh environment with the counter's topic and a consumer (not started) running it. */
+export async function counterHarness(partitions: number) {
+  const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
+  await createTopics(env);
+  const topic = `${env.config.DATA_PROC_TOPIC_PREFIX}test.counter.v1`;
+  const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  // kafkajs's waitForLeaders gives up on the "does not host this topic-partition" a broker may
+  // answer for a moment after creating a topic: poll the metadata instead.
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
+  await pollUntil(`leaders of ${topic}`, async () => {
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+    const found = metadata?.topics[0]?.partitions ?? [];
+    return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
+  });
+  await admin.disconnect();
+  const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
+  const clickhouse = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
+  const keys = redisKeys(env.config.DATA_PROC_REDIS_PREFIX, env.config.DATA_PROC_GROUP_ID);
+  const consumer = new ActorConsumer({
+    config: env.config,
+    kafka,
+    clickhouse,
+    store: new ActorStore(redis, keys),
+    logger: createLogger("test"),
+    kinds: [...KINDS, counterKind(topic) as ActorKindDefinition],
+  });
+  return {
+    env,
+    topic,
+    kafka,
+    consumer,
+    /** The key's counter projection in Redis, or null. */
+    async projection(key: string): Promise<{ count: number; version: number } | null> {
+      const raw = await redis.get(keys.prefixed(`projection:counter:${key}`));
+      return raw ? JSON.parse(raw) : null;
+    },
+    async close(): Promise<void> {
+      await closeRedis(redis);
+      await clickhouse.close();
+      await env.cleanup();
+    },
   };
 }
