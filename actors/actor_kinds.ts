@@ -76,6 +76,25 @@ export function emptyOutputs(): ActorOutputs {
   return { projections: [], barRows: [], curveRows: [], messages: [] };
 }
 
+/**
+ * A latest-value projection that is also published as it is (latest price, curve snapshot):
+ * one serialisation for the Redis write and the Kafka message.
+ */
+export function publishLatest(
+  out: ActorOutputs,
+  write: {
+    projectionKey: string;
+    topic: ActorOutputs["messages"][number]["topic"];
+    key: string;
+    version: number;
+    value: unknown;
+  },
+): void {
+  const value = JSON.stringify(write.value);
+  out.projections.push({ key: write.projectionKey, order: 0, version: write.version, value });
+  out.messages.push({ topic: write.topic, key: write.key, value });
+}
+
 /** Epoch milliseconds as the whole seconds of a ClickHouse DateTime. */
 export function secondsOf(ms: number): number {
   return Math.floor(ms / 1000);

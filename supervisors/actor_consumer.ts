@@ -366,7 +366,8 @@ export class ActorConsumer {
     }
     if (err instanceof ActorCrashEscalation) {
       const id = `${p.topic}:${p.partition}`;
-      this.#watchedKeys.set(id, new Set([...this.#watchedKeys.get(id) ?? [], err.key]));
+      const watched = this.#watchedKeys.get(id) ?? new Set<string>();
+      this.#watchedKeys.set(id, watched.add(err.key));
     }
     await this.#restartPartition(p, err, this.#escalationFor(p).backoffMs());
   }

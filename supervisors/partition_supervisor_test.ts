@@ -46,16 +46,18 @@ function fragileAdapter(): KindAdapter<NormalizedTick> {
   return instrumentAdapter(PARAMS, fragileMachine);
 }
 
-/** A partition supervisor of the fragile machine, with the real Redis store given. */
-function fragileSupervisor(
+type SupervisorOptions = ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0];
+
+/** Partition 0 of the tick topic with the real instrument adapter, unless `extra` says otherwise. */
+function supervisorOn(
   store: ActorStore,
-  extra: Partial<ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0]> = {},
+  extra: Partial<SupervisorOptions> = {},
 ): PartitionSupervisor<NormalizedTick> {
   return new PartitionSupervisor({
-    topic: "normalized.market.ticks.v1",
+    topic: TOPIC,
     partition: 0,
     epoch: 1,
-    adapter: fragileAdapter(),
+    adapter: instrumentAdapter(PARAMS),
     schema: NormalizedTick,
     keyOf: (t) => t.instrument_id,
     store,
@@ -64,6 +66,14 @@ function fragileSupervisor(
     logger: createLogger("test"),
     ...extra,
   });
+}
+
+/** A partition supervisor of the fragile machine. */
+function fragileSupervisor(
+  store: ActorStore,
+  extra: Partial<SupervisorOptions> = {},
+): PartitionSupervisor<NormalizedTick> {
+  return supervisorOn(store, { adapter: fragileAdapter(), ...extra });
 }
 
 function message(offset: number, instrument: string, eventId: string, price: number): KafkaMessage {
@@ -209,7 +219,7 @@ interface ClockHarness {
   /** Claims the partition (a new epoch) and starts a supervisor with the real adapter. */
   partition(
     partition: number,
-    extra?: Partial<ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0]>,
+    extra?: Partial<SupervisorOptions>,
   ): Promise<PartitionSupervisor<NormalizedTick>>;
   /** Plans with snapshots, writes the plan to Redis as the flush path does, commits. */
   flush(p: PartitionSupervisor<NormalizedTick>): Promise<PartitionFlushPlan>;
@@ -226,19 +236,7 @@ async function withRedis(fn: (h: ClockHarness) => Promise<void>): Promise<void> 
       store,
       async partition(partition, extra = {}) {
         const epoch = await store.claim(TOPIC, partition);
-        const p = new PartitionSupervisor<NormalizedTick>({
-          topic: TOPIC,
-          partition,
-          epoch,
-          adapter: instrumentAdapter(PARAMS),
-          schema: NormalizedTick,
-          keyOf: (t) => t.instrument_id,
-          store,
-          historySize: 5,
-          now: () => Date.now(),
-          logger: createLogger("test"),
-          ...extra,
-        });
+        const p = supervisorOn(store, { partition, epoch, ...extra });
         started.push(p);
         return p;
       },

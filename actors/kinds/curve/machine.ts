@@ -8,7 +8,7 @@
 import { assertEvent, createActor, enqueueActions, setup } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 import type { CurveSnapshot } from "../../../messages/projections.ts";
-import { emptyOutputs, type KindAdapter, secondsOf } from "../../actor_kinds.ts";
+import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
 import {
   applyPoints,
   type CurveContext,
@@ -133,14 +133,13 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
           points: snapshotPoints(ctx),
           version: ctx.snapshotVersion,
         };
-        const value = JSON.stringify(snapshot);
-        out.projections.push({
-          key: `projection:curve:${key}`,
-          order: 0,
+        publishLatest(out, {
+          projectionKey: `projection:curve:${key}`,
+          topic: "curveSnapshot",
+          key,
           version: snapshot.version,
-          value,
+          value: snapshot,
         });
-        out.messages.push({ topic: "curveSnapshot", key, value });
       }
       return out;
     },

@@ -14,7 +14,7 @@ import { assertEvent, createActor, enqueueActions, setup } from "xstate";
 import type { Bar } from "../../../messages/bar.ts";
 import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
 import type { LatestPrice } from "../../../messages/projections.ts";
-import { emptyOutputs, type KindAdapter, secondsOf } from "../../actor_kinds.ts";
+import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
 import type { EventClock } from "../../event_clock.ts";
 import {
   advanceClock,
@@ -208,14 +208,13 @@ export function instrumentAdapter(
           ...ctx.latest,
           version: latestVersion(ctx),
         };
-        const value = JSON.stringify(latest);
-        out.projections.push({
-          key: `projection:latest:${key}`,
-          order: 0,
+        publishLatest(out, {
+          projectionKey: `projection:latest:${key}`,
+          topic: "latestPrice",
+          key,
           version: latest.version,
-          value,
+          value: latest,
         });
-        out.messages.push({ topic: "latestPrice", key, value });
       }
       return out;
     },
