@@ -20,9 +20,11 @@
 import type { Admin, Producer } from "kafkajs";
 import { sleep } from "../timing/sleep.ts";
 import { produceAll, type TickStream } from "./bench_events.ts";
+import { freeInspectorPort, heapUsedAfterGc } from "./bench_heap.ts";
 import {
   type BenchNode,
   endOffsets,
+  latencyBuckets,
   type LatencyResult,
   log,
   metricValue,
@@ -68,6 +70,67 @@ export interface ReplayResult {
   /** p99 with the replay over p99 without. */
   p99Ratio: number | null;
   pollMs: number;
+  /** Each second of both windows: live events slower than SLOW_MS, and the node's heap. */
+  timeline: { without: TimelineSecond[]; with: TimelineSecond[] };
+}
+
+/** A live event slower than this counts as slow in the timeline (a bucket bound). */
+const SLOW_MS = 100;
+
+interface TimelineSecond {
+  /** Live events applied in this second, and those slower than SLOW_MS. */
+  applied: number;
+  slow: number;
+  heapUsedMiB: number;
+}
+
+/**
+ * Scrapes the node every second until `stop`: where in a window the slow events were (a
+ * replay's start, its whole run or its swap) and how its heap moved.
+ */
+async function sampleTimeline(node: BenchNode, stop: AbortSignal): Promise<TimelineSecond[]> {
+  const out: TimelineSecond[] = [];
+  let last: Map<number, number> | undefined;
+  while (!stop.aborted) {
+    const samples = await scrape(node).catch(() => undefined);
+    if (samples) {
+      const buckets = latencyBuckets(samples);
+      if (last) {
+        const all = (buckets.get(Infinity) ?? 0) - (last.get(Infinity) ?? 0);
+        const fast = (buckets.get(SLOW_MS) ?? 0) - (last.get(SLOW_MS) ?? 0);
+        out.push({
+          applied: all,
+          slow: all - fast,
+          heapUsedMiB: Math.round(
+            metricValue(samples, "nodejs_heap_size_used_bytes", {}) / 2 ** 20,
+          ),
+        });
+      }
+      last = buckets;
+    }
+    await sleep(1000, stop);
+  }
+  return out;
+}
+
+/** One line: the seconds with slow events (second:count) and the heap's range. */
+function timelineLine(name: string, seconds: TimelineSecond[]): string {
+  const slow = seconds.flatMap((s, i) => (s.slow > 0 ? [`${i}:${s.slow}`] : []));
+  const heap = seconds.map((s) => s.heapUsedMiB);
+  return `  ${name}: ${seconds.length} s, slow (>${SLOW_MS} ms) events at ${
+    slow.length > 0 ? slow.join(" ") : "none"
+  }; heap used ${Math.min(...heap)}-${Math.max(...heap)} MiB`;
+}
+
+/** Runs `window` with the timeline sampled alongside it. */
+async function sampled<T>(node: BenchNode, window: () => Promise<T>) {
+  const stop = new AbortController();
+  const timeline = sampleTimeline(node, stop.signal);
+  try {
+    return { result: await window(), timeline: await (stop.abort(), timeline) };
+  } finally {
+    stop.abort();
+  }
 }
 
 interface JobView {
@@ -186,7 +249,9 @@ export async function runReplay(o: {
 }): Promise<ReplayResult> {
   log(`  pre-producing ${o.historyEvents} events of history (${o.keys} keys x ${o.barsPerKey})`);
   await produceAll(o.producer, o.topic, o.history, o.historyEvents);
-  const node = spawnBenchNode(o.env, o.nodeFlags);
+  // The inspector forces a full GC before each window (see below).
+  const inspectorPort = freeInspectorPort();
+  const node = spawnBenchNode(o.env, [...o.nodeFlags, `--inspect=127.0.0.1:${inspectorPort}`]);
   o.track(node);
   await waitReady(node, 60_000);
   const historyStarted = performance.now();
@@ -216,17 +281,33 @@ export async function runReplay(o: {
     metricValue(await scrape(node), "data_processing_rebalances_total", { consumer: "actors" });
   const rebalancesBefore = await rebalances();
   const window = { rate: o.rate, durationS: o.durationS, timeoutMs: o.timeoutMs };
+  // Each window starts right after a full GC. Otherwise the first window runs under the GC
+  // limit V8 set while the history's backlog was live (heap growing to ~2.4 GiB unmarked),
+  // and the window that meets the first full GC of that heap pays for it alone.
+  const collect = async () =>
+    log(`  full GC: ${Math.round((await heapUsedAfterGc(inspectorPort)) / 2 ** 20)} MiB live`);
+  await collect();
   log(`  without replay: ${o.rate} events/s for ${o.durationS} s`);
-  const without = await runLatency(node, o.admin, o.producer, o.topic, o.groupId, o.live, window);
+  const { result: without, timeline: withoutTimeline } = await sampled(
+    node,
+    () => runLatency(node, o.admin, o.producer, o.topic, o.groupId, o.live, window),
+  );
+  log(timelineLine("without", withoutTimeline));
+  await collect();
   log(`  with replay of ${o.range.fromKey}..${o.range.toKey}, same traffic`);
   let job: Awaited<ReturnType<typeof replayAndWatch>> | undefined;
   const token = o.env.DATA_PROC_ADMIN_TOKEN ?? "";
-  const withReplay = await runLatency(node, o.admin, o.producer, o.topic, o.groupId, o.live, {
-    ...window,
-    alongside: async () => {
-      job = await replayAndWatch(node, token, o.range, Date.now() + o.timeoutMs);
-    },
-  });
+  const { result: withReplay, timeline: withTimeline } = await sampled(
+    node,
+    () =>
+      runLatency(node, o.admin, o.producer, o.topic, o.groupId, o.live, {
+        ...window,
+        alongside: async () => {
+          job = await replayAndWatch(node, token, o.range, Date.now() + o.timeoutMs);
+        },
+      }),
+  );
+  log(timelineLine("with", withTimeline));
   if (!job) throw new Error("the replay did not report");
   const rebalancesAfter = await rebalances();
   const distinct = new Set(job.progress.map((p) => p.percent)).size;
@@ -257,5 +338,6 @@ export async function runReplay(o: {
       ? withReplay.p99Ms / without.p99Ms
       : null,
     pollMs: POLL_MS,
+    timeline: { without: withoutTimeline, with: withTimeline },
   };
 }

@@ -57,6 +57,7 @@ function replayResult(
     rebalances: o.rebalances,
     p99Ratio: o.p99With / o.p99Without,
     pollMs: 250,
+    timeline: { without: [], with: [] },
   };
 }
 
