@@ -13,7 +13,7 @@ RUN deno install --frozen
 
 COPY --chown=deno:deno . .
 # Warm the cache for the node and every tool, so a container never downloads at start.
-RUN deno cache main.ts tools/migrate.ts tools/generate.ts tools/dlq_reprocess.ts \
+RUN deno cache main.ts app/worker_thread.ts supervisors/replay_worker.ts tools/migrate.ts tools/generate.ts tools/dlq_reprocess.ts \
   tools/reconcile.ts tools/projection_reconcile.ts tools/dq.ts deploy/healthcheck.ts
 
 ENV DATA_PROC_HTTP_PORT=8080

@@ -16,7 +16,7 @@ import { recordAudit } from "../stores/audit_log.ts";
 import { topicNames } from "../stores/kafka.ts";
 import type { Sql } from "../stores/postgres.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
-import type { ReplaySpec } from "../supervisors/replay.ts";
+import type { ReplaySpec } from "../supervisors/replay_spec.ts";
 import { ReplayConflict, type ReplayJobs } from "../supervisors/replay_jobs.ts";
 import { HttpError } from "./errors.ts";
 import { jsonBody } from "./json_body.ts";

@@ -13,7 +13,7 @@
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
 import { Partitioners } from "kafkajs";
 import type { Config } from "../config/config.ts";
-import type { ActorKind, ActorOutputs, KindAdapter } from "../actors/actor_kinds.ts";
+import type { ActorKind, KindAdapter } from "../actors/actor_kinds.ts";
 import { type ActorKindDefinition, kindSettings } from "../actors/kinds/kind.ts";
 import { KINDS } from "../actors/kinds/registry.ts";
 import type { PersistedPartition } from "../messages/partition_state.ts";
@@ -23,7 +23,7 @@ import { withSpan } from "../observability/tracing.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { topicNames } from "../stores/kafka.ts";
-import { type FlushSinks, runFlush, writeOutputs } from "./flush_path.ts";
+import { type FlushSinks, runFlush } from "./flush_path.ts";
 import {
   ActorCrashEscalation,
   PartitionEscalation,
@@ -439,11 +439,6 @@ export class ActorConsumer {
     if (versionBase === undefined) return { status: "unknown" };
     await this.flush();
     return p.alive ? { status: "reset", versionBase } : { status: "moved" };
-  }
-
-  /** Writes outputs to Kafka and ClickHouse now, outside any flush (see writeOutputs). */
-  writeOutputs(outputs: ActorOutputs): Promise<void> {
-    return writeOutputs(this.#sinks, outputs);
   }
 
   /** Fetched batches applied so far (a replay rests longer while this moves: live traffic). */

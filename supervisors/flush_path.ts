@@ -38,6 +38,9 @@ export interface FlushSinks {
   commit: (offsets: { topic: string; partition: number; offset: string }[]) => Promise<void>;
 }
 
+/** What writing outputs outside a flush needs: the Kafka producer and ClickHouse. */
+export type OutputSinks = Pick<FlushSinks, "producer" | "clickhouse" | "topics" | "goldDb">;
+
 export interface FlushOutcome<P extends FlushedPartition> {
   /** Plans stored whole (their offsets, if any, committed). */
   stored: { p: P; plan: PartitionFlushPlan }[];
@@ -96,13 +99,13 @@ export async function runFlush<P extends FlushedPartition>(
  * Writes gold rows and Kafka outputs outside a flush: a replay's settled bars, written as it
  * rebuilds (idempotent by id and version, so writing them again is harmless).
  */
-export function writeOutputs(sinks: FlushSinks, outputs: ActorOutputs): Promise<void> {
+export function writeOutputs(sinks: OutputSinks, outputs: ActorOutputs): Promise<void> {
   return writeSinks(sinks, [{ outputs, dlq: [] }]);
 }
 
 /** Kafka outputs and DLQ records, and ClickHouse gold rows, of every plan at once. */
 async function writeSinks(
-  sinks: FlushSinks,
+  sinks: OutputSinks,
   plans: readonly Pick<PartitionFlushPlan, "outputs" | "dlq">[],
 ) {
   const topicOf = {

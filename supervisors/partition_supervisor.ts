@@ -493,12 +493,15 @@ export class PartitionSupervisor<T> {
     });
   }
 
-  /** A new actor outside the partition's registry (a replay builds its keys in these). */
-  detachedActor(key: string, versionBase: number): KeyActor<T> {
-    return new KeyActor(this.#o.adapter, key, this.partition, {
+  /**
+   * An actor restored from a persisted state outside the partition's registry (a replay's
+   * rebuilt key, swapped in by `release`).
+   */
+  restoredActor(persisted: PersistedActor): KeyActor<T> {
+    return new KeyActor(this.#o.adapter, persisted.key, this.partition, {
       historySize: this.#o.historySize,
       nowMs: this.#o.now(),
-      versionBase,
+      persisted,
     });
   }
 
