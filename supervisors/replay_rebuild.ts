@@ -154,13 +154,14 @@ const SLICE_MS = 5;
 /**
  * A rebuild works at most about this long (wall time, fetch decode and writes included) before
  * it rests. On its own thread it no longer shares the live keys' event loop or heap, but it
- * still shares the machine's cores with that thread and the broker: profiled at 100 keys x 10k
- * bars, a rebuild at full speed kept a core 90% busy.
+ * still shares the machine's cores with that thread, the broker that serves its reads and the
+ * ClickHouse that parses its rows.
  */
 const WORK_MS = 20;
 /**
  * Rest per ms worked: while live batches came during the last work stretch, the rebuild takes
- * about half of a core; on a quiet node, four fifths.
+ * about a quarter of a core (bench --scenario replay, 100 keys x 10k bars, 5k live events/s on
+ * 2 cores: live p99 x1.47 and 85 s; at half a core x2.31 and 50 s); on a quiet node, four fifths.
  */
 const REST_PER_MS_LIVE = 3;
 const REST_PER_MS_QUIET = 0.25;
