@@ -500,8 +500,8 @@ async function run(o: BenchOptions): Promise<Figures> {
       });
       const r = figures.replay;
       log(
-        `  live p99 ${fmtMs(r.without.p99Ms)} without, ${fmtMs(r.with.p99Ms)} with the replay;` +
-          ` ${r.rebalances} rebalances`,
+        `  live p99 ${fmtMs(r.without.p99Ms)} without, ${fmtMs(r.with.p99Ms)} with the replay, ` +
+          `${fmtMs(r.after.p99Ms)} after it; ${r.rebalances} rebalances`,
       );
       await Promise.all(nodes.map((n) => n.stop()));
     };

@@ -53,6 +53,8 @@ export interface ReplayResult {
   replayMaxRecordsPerS: number;
   without: LatencyResult;
   with: LatencyResult;
+  /** The same traffic again once the replay ended (no replay). */
+  after: LatencyResult;
   jobStatus: string;
   /** POST /replay sent -> the first poll answer that showed the job ended (s). */
   replaySeconds: number;
@@ -67,11 +69,11 @@ export interface ReplayResult {
   longestPollAnswerMs: number;
   /** Assignments received by the actor consumer from before `without` to after `with`. */
   rebalances: number;
-  /** p99 with the replay over p99 without. */
+  /** p99 with the replay over the mean p99 of the windows without it (before and after). */
   p99Ratio: number | null;
   pollMs: number;
-  /** Each second of both windows: live events slower than SLOW_MS, and the node's heap. */
-  timeline: { without: TimelineSecond[]; with: TimelineSecond[] };
+  /** Each second of each window: live events slower than SLOW_MS, and the node's heap. */
+  timeline: { without: TimelineSecond[]; with: TimelineSecond[]; after: TimelineSecond[] };
 }
 
 /** A live event slower than this counts as slow in the timeline (a bucket bound). */
@@ -249,19 +251,26 @@ export async function runReplay(o: {
 }): Promise<ReplayResult> {
   log(`  pre-producing ${o.historyEvents} events of history (${o.keys} keys x ${o.barsPerKey})`);
   await produceAll(o.producer, o.topic, o.history, o.historyEvents);
-  // The inspector forces a full GC before each window (see below).
-  const inspectorPort = freeInspectorPort();
-  const node = spawnBenchNode(o.env, [...o.nodeFlags, `--inspect=127.0.0.1:${inspectorPort}`]);
-  o.track(node);
-  await waitReady(node, 60_000);
+  const loader = spawnBenchNode(o.env, o.nodeFlags);
+  o.track(loader);
+  await waitReady(loader, 60_000);
   const historyStarted = performance.now();
-  await watchNode(node, o.admin, o.groupId, o.topic, await endOffsets(o.admin, o.topic), {
+  await watchNode(loader, o.admin, o.groupId, o.topic, await endOffsets(o.admin, o.topic), {
     appliedBase: 0,
     events: o.historyEvents,
     timeoutMs: o.timeoutMs,
   });
   const historyCommitSeconds = (performance.now() - historyStarted) / 1000;
   log(`  history committed in ${historyCommitSeconds.toFixed(1)} s`);
+  // The measured node starts after the history is stored, as after a deploy: the backlog left
+  // every thread's heap at 1-2.5 GiB with a GC limit to match, and the first full GC of such a
+  // heap (200-300 ms) would fall in whichever window met it. The inspector forces a full GC of
+  // the main thread before each window too.
+  await loader.stop();
+  const inspectorPort = freeInspectorPort();
+  const node = spawnBenchNode(o.env, [...o.nodeFlags, `--inspect=127.0.0.1:${inspectorPort}`]);
+  o.track(node);
+  await waitReady(node, 60_000);
   await announced(node, Date.now() + o.timeoutMs);
 
   // Every live actor exists before the first window, so neither window pays for creating them.
@@ -281,9 +290,6 @@ export async function runReplay(o: {
     metricValue(await scrape(node), "data_processing_rebalances_total", { consumer: "actors" });
   const rebalancesBefore = await rebalances();
   const window = { rate: o.rate, durationS: o.durationS, timeoutMs: o.timeoutMs };
-  // Each window starts right after a full GC. Otherwise the first window runs under the GC
-  // limit V8 set while the history's backlog was live (heap growing to ~2.4 GiB unmarked),
-  // and the window that meets the first full GC of that heap pays for it alone.
   const collect = async () =>
     log(`  full GC: ${Math.round((await heapUsedAfterGc(inspectorPort)) / 2 ** 20)} MiB live`);
   await collect();
@@ -309,7 +315,19 @@ export async function runReplay(o: {
   );
   log(timelineLine("with", withTimeline));
   if (!job) throw new Error("the replay did not report");
+  // A second window without the replay, after it: the ratio is to the mean of the windows
+  // before and after (A-B-A), so one quiet or one noisy baseline does not decide it.
+  await collect();
+  log(`  after the replay, no replay: ${o.rate} events/s for ${o.durationS} s`);
+  const { result: after, timeline: afterTimeline } = await sampled(
+    node,
+    () => runLatency(node, o.admin, o.producer, o.topic, o.groupId, o.live, window),
+  );
+  log(timelineLine("after", afterTimeline));
   const rebalancesAfter = await rebalances();
+  const baseline = without.p99Ms !== null && after.p99Ms !== null
+    ? (without.p99Ms + after.p99Ms) / 2
+    : null;
   const distinct = new Set(job.progress.map((p) => p.percent)).size;
   log(
     `  replay ${job.seconds.toFixed(1)} s, ${job.events} events, ${job.keys} keys, ` +
@@ -334,10 +352,11 @@ export async function runReplay(o: {
     postAnswerMs: job.postAnswerMs,
     longestPollAnswerMs: job.longestPollAnswerMs,
     rebalances: rebalancesAfter - rebalancesBefore,
-    p99Ratio: without.p99Ms !== null && withReplay.p99Ms !== null && without.p99Ms > 0
-      ? withReplay.p99Ms / without.p99Ms
+    after,
+    p99Ratio: baseline !== null && withReplay.p99Ms !== null && baseline > 0
+      ? withReplay.p99Ms / baseline
       : null,
     pollMs: POLL_MS,
-    timeline: { without: withoutTimeline, with: withTimeline },
+    timeline: { without: withoutTimeline, with: withTimeline, after: afterTimeline },
   };
 }

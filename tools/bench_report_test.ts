@@ -41,6 +41,7 @@ function replayResult(
     replayMaxRecordsPerS: 0,
     without: latency(o.p99Without),
     with: latency(o.p99With),
+    after: latency(o.p99Without),
     jobStatus: "done",
     replaySeconds: 25,
     jobEvents: 1_000_000,
@@ -57,7 +58,7 @@ function replayResult(
     rebalances: o.rebalances,
     p99Ratio: o.p99With / o.p99Without,
     pollMs: 250,
-    timeline: { without: [], with: [] },
+    timeline: { without: [], with: [], after: [] },
   };
 }
 
