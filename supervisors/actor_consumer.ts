@@ -109,7 +109,6 @@ export class ActorConsumer {
   #wake: (() => void) | null = null;
   #flushRequested = false;
   #snapshotRequested = false;
-  #lastSnapshotMs = 0;
   /** Each kind by the topic its events come from, with the adapter of its machines. */
   readonly #kinds: Map<string, { kind: ActorKindDefinition; adapter: KindAdapter<unknown> }>;
   readonly #sinks: FlushSinks;
@@ -293,6 +292,8 @@ export class ActorConsumer {
       store: this.#d.store,
       historySize: this.#d.config.DATA_PROC_ACTOR_HISTORY,
       now: this.#now,
+      lastSnapshotMs: this.#now() -
+        this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS * snapshotPhase(partition),
       logger: this.#d.logger.child("partition", { topic, partition }),
       ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
       onWindowClosed: () => this.requestFlush(),
@@ -471,8 +472,7 @@ export class ActorConsumer {
       if (signal.aborted) break;
       // Projections every interval; snapshots (and so offset commits) less often: they cost
       // most, and a crash only replays the events since the last commit, idempotently.
-      const snapshot = this.#snapshotRequested ||
-        this.#now() - this.#lastSnapshotMs >= this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
+      const snapshot = this.#snapshotRequested || "due";
       this.#snapshotRequested = false;
       if (this.#flushFailures > 0 && !(await this.#storesAnswer(signal))) continue;
       try {
@@ -547,7 +547,7 @@ export class ActorConsumer {
    * (the default for callers outside the loop: reset, replay, stop) actor snapshots are
    * stored and offsets committed too.
    */
-  flush(options: { snapshot: boolean } = { snapshot: true }): Promise<void> {
+  flush(options: { snapshot: boolean | "due" } = { snapshot: true }): Promise<void> {
     const run = this.#flushing.then(() =>
       withSpan(
         "actors.flush",
@@ -559,12 +559,15 @@ export class ActorConsumer {
     return run;
   }
 
-  async #flushOnce(snapshot: boolean): Promise<void> {
+  async #flushOnce(snapshot: boolean | "due"): Promise<void> {
     const started = performance.now();
-    if (snapshot) this.#lastSnapshotMs = this.#now();
     const live = this.partitions.filter((p) => p.alive);
     const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
-    for (const p of live) plans.push({ p, plan: await p.plan({ snapshot }) });
+    const interval = this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
+    for (const p of live) {
+      const due = snapshot === "due" ? this.#now() - p.lastSnapshotMs >= interval : snapshot;
+      plans.push({ p, plan: await p.plan({ snapshot: due }) });
+    }
     const planned = performance.now();
     const work = plans.filter(({ plan }) =>
       plan.commitOffset !== null || plan.snapshots.length > 0 || plan.dlq.length > 0 ||
@@ -683,6 +686,16 @@ export type ResetOutcome =
   | { status: "unknown" }
   | { status: "moved" }
   | { status: "replaying" };
+
+/**
+ * Where in the snapshot interval a partition's snapshots fall, in [0, 1): spread evenly for any
+ * set of partition numbers (the golden-ratio sequence), so each periodic flush serialises a few
+ * partitions' actors rather than every actor of the node at once (a 120-200 ms burst on the
+ * thread every interval, which every live event arriving meanwhile waited behind).
+ */
+export function snapshotPhase(partition: number): number {
+  return (partition * 0.6180339887498949) % 1;
+}
 
 function newestTimestampMs(messages: readonly { timestamp: string }[]): number {
   return messages.reduce((max, m) => Math.max(max, Number(m.timestamp)), 0);

@@ -70,6 +70,11 @@ export interface PartitionOptions<T> {
    * versions must continue above rows a replay or reset wrote before Redis was lost.
    */
   versionFloor?: (keys: string[]) => Promise<Map<string, number>>;
+  /**
+   * When its snapshots count as last stored, for the periodic snapshot schedule (default: at
+   * creation). Set earlier by a part of the interval, it spreads the partitions' snapshots.
+   */
+  lastSnapshotMs?: number;
 }
 
 /** What one flush of this partition writes, captured at one instant. */
@@ -142,6 +147,7 @@ export class PartitionSupervisor<T> {
   /** A restored partition checks once for closes its stored actors may not hold yet. */
   #closeCheckDue: boolean;
   #lastCheckpointMs = -Infinity;
+  #lastSnapshotMs: number;
   /** No stored state: the partition is being rebuilt from the start of its log. */
   readonly #rebuildingFromLog: boolean;
   readonly #restarts = new RestartIntensity({ maxRestarts: 10, windowMs: 60_000 });
@@ -172,6 +178,12 @@ export class PartitionSupervisor<T> {
     for (const [key, at] of Object.entries(restored?.pending ?? {})) this.#setPending(key, at);
     this.#closeCheckDue = restored !== undefined;
     this.#rebuildingFromLog = restored === undefined;
+    this.#lastSnapshotMs = options.lastSnapshotMs ?? options.now();
+  }
+
+  /** When a flush last captured this partition's snapshots (see plan). */
+  get lastSnapshotMs(): number {
+    return this.#lastSnapshotMs;
   }
 
   /** The clock this partition's events are judged by now. */
@@ -685,6 +697,7 @@ export class PartitionSupervisor<T> {
     const { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty } = await this.#serial(
       () => {
         const now = this.#o.now();
+        if (options.snapshot) this.#lastSnapshotMs = now;
         if (!this.#alive) {
           // Stopped (lost, or escalated outside a batch): its restart redoes the work.
           return {

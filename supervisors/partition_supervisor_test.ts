@@ -485,3 +485,30 @@ Deno.test({
       assert.equal(p.actor("B"), undefined);
     }),
 });
+
+Deno.test({
+  name: "a partition's snapshot schedule starts where it is told and moves on snapshot plans only",
+  sanitizeOps: false,
+  fn: async () => {
+    const redis = createRedis("redis://127.0.0.1:6379/0");
+    let now = 1_000_000;
+    try {
+      const p = supervisorOn(new ActorStore(redis, redisKeys(`t${uniqueId()}:`, "g")), {
+        now: () => now,
+        lastSnapshotMs: 997_000,
+      });
+      await p.handle([message(0, "A", "a0", 10)]);
+      now += 1000;
+      const projections = await p.plan({ snapshot: false });
+      assert.equal(projections.snapshots.length, 0);
+      assert.equal(p.lastSnapshotMs, 997_000);
+      now += 1000;
+      const snapshots = await p.plan({ snapshot: true });
+      assert.ok(snapshots.snapshots.length > 0);
+      assert.equal(p.lastSnapshotMs, 1_002_000);
+      await p.stop();
+    } finally {
+      await redis.quit();
+    }
+  },
+});
