@@ -545,7 +545,8 @@ export class ActorConsumer {
   /**
    * Flushes every owned partition once (serialised: one flush at a time). With `snapshot`
    * (the default for callers outside the loop: reset, replay, stop) actor snapshots are
-   * stored and offsets committed too.
+   * stored and offsets committed too; with "due" (the periodic flush), only for the partitions
+   * whose snapshot interval has passed.
    */
   flush(options: { snapshot: boolean | "due" } = { snapshot: true }): Promise<void> {
     const run = this.#flushing.then(() =>

@@ -42,9 +42,6 @@ import type { RebuildRequest, RebuildResult } from "./replay_rebuild.ts";
 import { keyMatcher, type ReplayProgress, type ReplaySpec } from "./replay_spec.ts";
 import type { FromRebuildWorker, ToRebuildWorker } from "./replay_worker.ts";
 
-export { keyMatcher, keyRange, overlaps } from "./replay_spec.ts";
-export type { ReplayProgress, ReplaySpec } from "./replay_spec.ts";
-
 export interface ReplayDifference {
   key: string;
   target: string;

@@ -14,14 +14,12 @@ import type { Redis } from "../stores/redis.ts";
 import type { RedisKeys } from "../stores/redis_keys.ts";
 import { HoldConflictError } from "./partition_supervisor.ts";
 import {
-  overlaps,
   PartitionsMovedError,
   type ReplayDeps,
   type ReplayDifference,
   replayOnNode,
-  type ReplayProgress,
-  type ReplaySpec,
 } from "./replay.ts";
+import { overlaps, type ReplayProgress, type ReplaySpec } from "./replay_spec.ts";
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
 
