@@ -12,21 +12,21 @@ import { applyTicks } from "../actors/kinds/instrument/aggregate.ts";
 import type { Bar } from "../messages/bar.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";
-import { createLogger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
+import {
+  INSTRUMENT_PARAMS,
+  instrumentPartition,
+  PARTITION_TOPIC,
+  type PartitionOptionsOf,
+} from "../tests/partition_fixture.ts";
 import { uniqueId } from "../tests/support.ts";
 import {
   ActorCrashEscalation,
   type PartitionFlushPlan,
   PartitionSupervisor,
 } from "./partition_supervisor.ts";
-
-const PARAMS = {
-  windows: [{ name: "1m", ms: 60_000 }],
-  allowedLatenessMs: 5000,
-};
 
 /** The instrument machine, but throwing on any event whose id starts with "poison". */
 const fragileMachine = instrumentMachine.provide({
@@ -43,37 +43,16 @@ const fragileMachine = instrumentMachine.provide({
 });
 
 function fragileAdapter(): KindAdapter<NormalizedTick> {
-  return instrumentAdapter(PARAMS, fragileMachine);
+  return instrumentAdapter(INSTRUMENT_PARAMS, fragileMachine);
 }
-
-type SupervisorOptions = ConstructorParameters<typeof PartitionSupervisor<NormalizedTick>>[0];
 
 /** Partition 0 of the tick topic with the real instrument adapter, unless `extra` says otherwise. */
-function supervisorOn(
-  store: ActorStore,
-  extra: Partial<SupervisorOptions> = {},
-): PartitionSupervisor<NormalizedTick> {
-  return new PartitionSupervisor({
-    topic: TOPIC,
-    partition: 0,
-    epoch: 1,
-    adapter: instrumentAdapter(PARAMS),
-    schema: NormalizedTick,
-    keyOf: (t) => t.instrument_id,
-    store,
-    historySize: 5,
-    now: () => Date.now(),
-    logger: createLogger("test"),
-    ...extra,
-  });
-}
-
 /** A partition supervisor of the fragile machine. */
 function fragileSupervisor(
   store: ActorStore,
-  extra: Partial<SupervisorOptions> = {},
+  extra: Partial<PartitionOptionsOf> = {},
 ): PartitionSupervisor<NormalizedTick> {
-  return supervisorOn(store, { adapter: fragileAdapter(), ...extra });
+  return instrumentPartition(store, { adapter: fragileAdapter(), ...extra });
 }
 
 function message(offset: number, instrument: string, eventId: string, price: number): KafkaMessage {
@@ -178,13 +157,13 @@ Deno.test({
 // Event time from the watermark records in the partition. These tests also use the real
 // Redis store (with sanitizeOps off for ioredis's connect timer, as above).
 
-const TOPIC = "normalized.market.ticks.v1";
+const TOPIC = PARTITION_TOPIC;
 const SOURCE = "ingestion.market.ticks.v1";
 const SEC = 1_000;
 const MIN = 60_000;
 /** 2027-01-15T10:00:00Z: aligned to the minute. */
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
-const LATENESS = PARAMS.allowedLatenessMs;
+const LATENESS = INSTRUMENT_PARAMS.allowedLatenessMs;
 
 /**
  * A watermark record as the normalizer writes it into the partition (`dp-control` header,
@@ -219,7 +198,7 @@ interface ClockHarness {
   /** Claims the partition (a new epoch) and starts a supervisor with the real adapter. */
   partition(
     partition: number,
-    extra?: Partial<SupervisorOptions>,
+    extra?: Partial<PartitionOptionsOf>,
   ): Promise<PartitionSupervisor<NormalizedTick>>;
   /** Plans with snapshots, writes the plan to Redis as the flush path does, commits. */
   flush(p: PartitionSupervisor<NormalizedTick>): Promise<PartitionFlushPlan>;
@@ -236,7 +215,7 @@ async function withRedis(fn: (h: ClockHarness) => Promise<void>): Promise<void> 
       store,
       async partition(partition, extra = {}) {
         const epoch = await store.claim(TOPIC, partition);
-        const p = supervisorOn(store, { partition, epoch, ...extra });
+        const p = instrumentPartition(store, { partition, epoch, ...extra });
         started.push(p);
         return p;
       },
@@ -493,7 +472,7 @@ Deno.test({
     const redis = createRedis("redis://127.0.0.1:6379/0");
     let now = 1_000_000;
     try {
-      const p = supervisorOn(new ActorStore(redis, redisKeys(`t${uniqueId()}:`, "g")), {
+      const p = instrumentPartition(new ActorStore(redis, redisKeys(`t${uniqueId()}:`, "g")), {
         now: () => now,
         lastSnapshotMs: 997_000,
       });

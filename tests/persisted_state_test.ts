@@ -6,19 +6,16 @@
  */
 import assert from "node:assert/strict";
 import type { KafkaMessage } from "kafkajs";
-import { instrumentAdapter } from "../actors/kinds/instrument/machine.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import type { LogFields, Logger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { closeRedis, createRedis, type Redis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { NodeRegistry } from "../supervisors/node_registry.ts";
-import { PartitionSupervisor } from "../supervisors/partition_supervisor.ts";
+import { instrumentPartition, PARTITION_TOPIC as TOPIC } from "./partition_fixture.ts";
 import { freshEnv } from "./support.ts";
 
-const TOPIC = "normalized.market.ticks.v1";
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
-const PARAMS = { windows: [{ name: "1m", ms: 60_000 }], allowedLatenessMs: 5000 };
 
 /** A logger that keeps its warnings, so a test can see what was reported. */
 function capturingLogger(): Logger & { warnings: { msg: string; fields: LogFields }[] } {
@@ -139,18 +136,7 @@ Deno.test({
     withStore(async ({ redis, keys, store, logger }) => {
       await redis.set(keys.snapshot("instrument", "A"), JSON.stringify({ machine: 42 }));
       const epoch = await store.claim(TOPIC, 0);
-      const p = new PartitionSupervisor<NormalizedTick>({
-        topic: TOPIC,
-        partition: 0,
-        epoch,
-        adapter: instrumentAdapter(PARAMS),
-        schema: NormalizedTick,
-        keyOf: (t) => t.instrument_id,
-        store,
-        historySize: 5,
-        now: () => Date.now(),
-        logger,
-      });
+      const p = instrumentPartition(store, { epoch, logger });
       try {
         await p.handle([tickMessage(10, "A", 100), tickMessage(11, "A", 101)]);
         const plan = await p.plan({ snapshot: true });

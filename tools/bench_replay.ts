@@ -129,7 +129,9 @@ async function sampled<T>(node: BenchNode, window: () => Promise<T>) {
   const stop = new AbortController();
   const timeline = sampleTimeline(node, stop.signal);
   try {
-    return { result: await window(), timeline: await (stop.abort(), timeline) };
+    const result = await window();
+    stop.abort();
+    return { result, timeline: await timeline };
   } finally {
     stop.abort();
   }
