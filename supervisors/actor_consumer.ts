@@ -355,7 +355,27 @@ export class ActorConsumer {
     if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
       this.requestFlush({ snapshot: true }); // passivation needs stored snapshots
     }
+    this.#noteBacklog(p, batch.messages[0]);
     await payload.heartbeat();
+  }
+
+  /**
+   * A partition a whole snapshot interval behind (a backlog: after downtime, a restart, an
+   * outage) snapshots, and so commits, as soon as it has caught up instead of at its next
+   * periodic snapshot: its committed lag is 0 once it has drained, and a crash then replays
+   * none of the backlog. At live rates a partition is never that far behind, so the periodic
+   * schedule (spread over the interval) stays as it is.
+   */
+  #noteBacklog(p: AnyPartition, first: { timestamp: string } | undefined): void {
+    // The record's timestamp: when the normalizer produced it (CreateTime), a wall clock.
+    const behindMs = first ? Date.now() - Number(first.timestamp) : 0;
+    if (behindMs >= this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS) p.markBehind();
+    if (this.#drainedBacklog(p)) this.requestFlush();
+  }
+
+  #drainedBacklog(p: AnyPartition): boolean {
+    const highWatermark = this.#highWatermarks.get(`${p.topic}:${p.partition}`);
+    return p.behind && highWatermark !== undefined && p.processedOffset + 1 >= highWatermark;
   }
 
   /** Restarts a partition that escalated (watching the key that crashed), or gives up. */
@@ -546,7 +566,7 @@ export class ActorConsumer {
    * Flushes every owned partition once (serialised: one flush at a time). With `snapshot`
    * (the default for callers outside the loop: reset, replay, stop) actor snapshots are
    * stored and offsets committed too; with "due" (the periodic flush), only for the partitions
-   * whose snapshot interval has passed.
+   * whose snapshot interval has passed or that have just drained a backlog.
    */
   flush(options: { snapshot: boolean | "due" } = { snapshot: true }): Promise<void> {
     const run = this.#flushing.then(() =>
@@ -566,7 +586,9 @@ export class ActorConsumer {
     const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
     const interval = this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
     for (const p of live) {
-      const due = snapshot === "due" ? this.#now() - p.lastSnapshotMs >= interval : snapshot;
+      const due = snapshot === "due"
+        ? this.#now() - p.lastSnapshotMs >= interval || this.#drainedBacklog(p)
+        : snapshot;
       plans.push({ p, plan: await p.plan({ snapshot: due }) });
     }
     const planned = performance.now();

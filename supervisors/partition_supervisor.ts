@@ -148,6 +148,7 @@ export class PartitionSupervisor<T> {
   #closeCheckDue: boolean;
   #lastCheckpointMs = -Infinity;
   #lastSnapshotMs: number;
+  #behind = false;
   /** No stored state: the partition is being rebuilt from the start of its log. */
   readonly #rebuildingFromLog: boolean;
   readonly #restarts = new RestartIntensity({ maxRestarts: 10, windowMs: 60_000 });
@@ -184,6 +185,16 @@ export class PartitionSupervisor<T> {
   /** When a flush last captured this partition's snapshots (see plan). */
   get lastSnapshotMs(): number {
     return this.#lastSnapshotMs;
+  }
+
+  /** Whether it was seen a whole snapshot interval behind since its last snapshot. */
+  get behind(): boolean {
+    return this.#behind;
+  }
+
+  /** Notes that it is draining a backlog: its next flush once caught up snapshots it. */
+  markBehind(): void {
+    this.#behind = true;
   }
 
   /** The clock this partition's events are judged by now. */
@@ -697,7 +708,10 @@ export class PartitionSupervisor<T> {
     const { now, commitOffset, partitionState, clockCheckpoint, dlq, dirty } = await this.#serial(
       () => {
         const now = this.#o.now();
-        if (options.snapshot) this.#lastSnapshotMs = now;
+        if (options.snapshot) {
+          this.#lastSnapshotMs = now;
+          this.#behind = false;
+        }
         if (!this.#alive) {
           // Stopped (lost, or escalated outside a batch): its restart redoes the work.
           return {

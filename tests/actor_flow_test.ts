@@ -6,6 +6,7 @@
 import { strictEqual as assertEquals } from "node:assert/strict";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import {
+  committedToEnd,
   conflictingVersions,
   createTopics,
   instrumentDifferences,
@@ -98,6 +99,45 @@ Deno.test({
       await waitReady(node);
       await waitExact(env, expected);
       assertEquals(await conflictingVersions(env), 0);
+    } finally {
+      await node.kill("SIGKILL");
+      await env.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a node that drains a backlog commits it once caught up; live events wait for the periodic snapshot",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Snapshots (and so commits) every 10 min: the earliest periodic one of the 3 partitions
+    // comes after ~229 s, far past every deadline here.
+    const env = await setup({ DATA_PROC_SNAPSHOT_INTERVAL_MS: "600000" });
+    const input = ticks(20_000, 200, 5);
+    const backlog = input.slice(0, 15_000);
+    // Written 20 minutes ago, while no node ran: a whole interval behind.
+    await produceTicks(env, backlog, { appendedAtMs: Date.now() - 1_200_000 });
+    const node = await spawnNode(env.env);
+    try {
+      await waitReady(node);
+      await pollUntil(
+        "the backlog committed",
+        async () => (await committedToEnd(env)) ? true : undefined,
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
+      // Live events (a second behind at most) are flushed but not committed early.
+      await produceTicks(env, input.slice(15_000));
+      const expected = expectedInstruments(input, {
+        windows: WINDOWS,
+        allowedLatenessMs: LATENESS_MS,
+        watermarksAt: watermarksAt(0, 15_000, 20_000),
+      });
+      await waitExact(env, expected, node);
+      assertEquals(await committedToEnd(env), false);
+      assertEquals(await node.kill("SIGTERM"), 0);
+      assertEquals(await committedToEnd(env), true);
     } finally {
       await node.kill("SIGKILL");
       await env.cleanup();

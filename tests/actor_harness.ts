@@ -51,9 +51,17 @@ export function watermarksAt(...bounds: number[]): number[] {
 /**
  * Produces ticks to the normalized topic in order, keyed by instrument_id; after every
  * WATERMARK_EVERY of them, as the normalizer does for one source partition, a watermark
- * record (their greatest event time) into every partition.
+ * record (their greatest event time) into every partition. `appendedAtMs` stamps every
+ * record with that time instead of now (a backlog written while the node was down).
  */
-export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[]): Promise<void> {
+export async function produceTicks(
+  env: TestEnv,
+  ticks: readonly NormalizedTick[],
+  options: { appendedAtMs?: number } = {},
+): Promise<void> {
+  const timestamp = options.appendedAtMs === undefined ? {} : {
+    timestamp: String(options.appendedAtMs),
+  };
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -64,7 +72,11 @@ export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[
       await producer.send({
         topic,
         acks: -1,
-        messages: chunk.map((t) => ({ key: t.instrument_id, value: JSON.stringify(t) })),
+        messages: chunk.map((t) => ({
+          key: t.instrument_id,
+          value: JSON.stringify(t),
+          ...timestamp,
+        })),
       });
       const mark: WatermarkRecord = {
         type: "watermark",
@@ -83,11 +95,32 @@ export async function produceTicks(env: TestEnv, ticks: readonly NormalizedTick[
           key: null,
           value: JSON.stringify(mark),
           headers: { [CONTROL_HEADER]: WATERMARK_CONTROL },
+          ...timestamp,
         })),
       });
     }
   } finally {
     await producer.disconnect();
+  }
+}
+
+/** True when the actor group's committed offsets reach the end of every ticks partition. */
+export async function committedToEnd(env: TestEnv): Promise<boolean> {
+  const admin = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`).admin();
+  await admin.connect();
+  try {
+    const topic = topicNames(env.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({
+      groupId: `${env.config.DATA_PROC_GROUP_ID}.actors`,
+      topics: [topic],
+    });
+    return ends.every((e) =>
+      Number(committed?.partitions.find((c) => c.partition === e.partition)?.offset ?? -1) ===
+        Number(e.high)
+    );
+  } finally {
+    await admin.disconnect();
   }
 }
 

@@ -9,6 +9,7 @@ import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import {
+  committedToEnd,
   conflictingVersions,
   createTopics,
   produceTicks,
@@ -16,7 +17,6 @@ import {
   watermarksAt,
 } from "./actor_harness.ts";
 import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
-import { createKafka, topicNames } from "../stores/kafka.ts";
 import { announced, job, requestReplay, waitJob } from "./replay_support.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
@@ -169,26 +169,6 @@ async function tickPartitions(node: NodeProcess): Promise<TickPartition[]> {
   return (body.partitions as TickPartition[]).filter((p) =>
     p.topic.endsWith("normalized.market.ticks.v1")
   );
-}
-
-/** True when the actor group's committed offsets reach the end of every ticks partition. */
-async function committedToEnd(env: TestEnv): Promise<boolean> {
-  const admin = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`).admin();
-  await admin.connect();
-  try {
-    const topic = topicNames(env.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
-    const ends = await admin.fetchTopicOffsets(topic);
-    const [committed] = await admin.fetchOffsets({
-      groupId: `${env.config.DATA_PROC_GROUP_ID}.actors`,
-      topics: [topic],
-    });
-    return ends.every((e) =>
-      Number(committed?.partitions.find((c) => c.partition === e.partition)?.offset ?? -1) ===
-        Number(e.high)
-    );
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /**
