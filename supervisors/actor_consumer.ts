@@ -24,6 +24,7 @@ import type { ActorStore } from "../stores/actor_store.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
 import { topicNames } from "../stores/kafka.ts";
 import { type FlushSinks, runFlush } from "./flush_path.ts";
+import { RefreshSchedule, schedulePhase } from "./flush_schedule.ts";
 import {
   ActorCrashEscalation,
   PartitionEscalation,
@@ -89,6 +90,7 @@ export class ActorConsumer {
   readonly #pending = new Map<string, Promise<AnyPartition | undefined>>();
   readonly #claimTokens = new Map<string, object>();
   readonly #highWatermarks = new Map<string, number>();
+  readonly #refresh: RefreshSchedule<AnyPartition>;
   /** Escalations (actors crashing again and again) per partition: the node gives up past it. */
   readonly #escalations = new Map<string, RestartIntensity>();
   #batchesApplied = 0;
@@ -117,6 +119,7 @@ export class ActorConsumer {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
     this.#topics = topicNames(deps.config.DATA_PROC_TOPIC_PREFIX);
+    this.#refresh = new RefreshSchedule(deps.config.DATA_PROC_PROJECTION_REFRESH_INTERVAL * 1000);
     const settings = kindSettings(deps.config);
     this.#kinds = new Map(
       (deps.kinds ?? KINDS).map((kind) => [
@@ -293,7 +296,7 @@ export class ActorConsumer {
       historySize: this.#d.config.DATA_PROC_ACTOR_HISTORY,
       now: this.#now,
       lastSnapshotMs: this.#now() -
-        this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS * snapshotPhase(partition),
+        this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS * schedulePhase(partition),
       logger: this.#d.logger.child("partition", { topic, partition }),
       ...(this.#d.onKeyEvents ? { onKeyEvents: this.#d.onKeyEvents } : {}),
       onWindowClosed: () => this.requestFlush(),
@@ -475,28 +478,22 @@ export class ActorConsumer {
   }
 
   async #runFlushLoop(signal: AbortSignal): Promise<void> {
-    const intervalMs = this.#d.config.DATA_PROC_PROJECTION_REFRESH_INTERVAL * 1000;
     while (!signal.aborted) {
       if (!this.#flushRequested) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, intervalMs);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          signal.addEventListener("abort", () => this.#wake?.(), { once: true });
-        });
-        this.#wake = null;
+        const live = this.partitions.filter((p) => p.alive);
+        await this.#sleepUnlessWoken(this.#refresh.sleepMs(live, this.#now()), signal);
       }
+      // Asked for (a window closed, the cap was passed): every partition; else those due.
+      const which = this.#flushRequested ? "all" : "due";
       this.#flushRequested = false;
       if (signal.aborted) break;
-      // Projections every interval; snapshots (and so offset commits) less often: they cost
-      // most, and a crash only replays the events since the last commit, idempotently.
+      // Snapshots (and so offset commits) less often than projections: they cost most, and
+      // a crash only replays the events since the last commit, idempotently.
       const snapshot = this.#snapshotRequested || "due";
       this.#snapshotRequested = false;
       if (this.#flushFailures > 0 && !(await this.#storesAnswer(signal))) continue;
       try {
-        await this.flush({ snapshot });
+        await this.flush({ snapshot, partitions: which });
       } catch (err) {
         this.#d.logger.error("flush failed; its partitions restart from their stored state", {
           err,
@@ -504,6 +501,21 @@ export class ActorConsumer {
         });
       }
     }
+  }
+
+  /** Sleeps `ms`, or less when requestFlush or the abort wakes it. */
+  async #sleepUnlessWoken(ms: number, signal: AbortSignal): Promise<void> {
+    let onAbort = () => {};
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    signal.removeEventListener("abort", onAbort);
+    this.#wake = null;
   }
 
   /**
@@ -563,32 +575,39 @@ export class ActorConsumer {
   }
 
   /**
-   * Flushes every owned partition once (serialised: one flush at a time). With `snapshot`
-   * (the default for callers outside the loop: reset, replay, stop) actor snapshots are
-   * stored and offsets committed too; with "due" (the periodic flush), only for the partitions
-   * whose snapshot interval has passed or that have just drained a backlog.
+   * Flushes the owned partitions once (serialised: one flush at a time): all of them, or with
+   * `partitions: "due"` (the periodic flush) those whose refresh slot has started or that have
+   * just drained a backlog (flush_schedule.ts). With `snapshot` (the default for callers
+   * outside the loop: reset, replay, stop) actor snapshots are stored and offsets committed
+   * too; with "due", for the flushed partitions whose snapshot interval has passed.
    */
-  flush(options: { snapshot: boolean | "due" } = { snapshot: true }): Promise<void> {
+  flush(
+    options: { snapshot: boolean | "due"; partitions?: "all" | "due" } = { snapshot: true },
+  ): Promise<void> {
     const run = this.#flushing.then(() =>
       withSpan(
         "actors.flush",
         { snapshot: options.snapshot },
-        () => this.#flushOnce(options.snapshot),
+        () => this.#flushOnce(options.snapshot, options.partitions ?? "all"),
       )
     );
     this.#flushing = run.catch(() => {});
     return run;
   }
 
-  async #flushOnce(snapshot: boolean | "due"): Promise<void> {
+  async #flushOnce(snapshot: boolean | "due", which: "all" | "due"): Promise<void> {
     const started = performance.now();
-    const live = this.partitions.filter((p) => p.alive);
+    const now = this.#now();
+    const live = this.partitions.filter((p) =>
+      p.alive && (which === "all" || this.#refresh.due(p, now) || this.#drainedBacklog(p))
+    );
     const plans: { p: AnyPartition; plan: PartitionFlushPlan }[] = [];
     const interval = this.#d.config.DATA_PROC_SNAPSHOT_INTERVAL_MS;
     for (const p of live) {
       const due = snapshot === "due"
-        ? this.#now() - p.lastSnapshotMs >= interval || this.#drainedBacklog(p)
+        ? now - p.lastSnapshotMs >= interval || this.#drainedBacklog(p)
         : snapshot;
+      this.#refresh.flushed(p, now);
       plans.push({ p, plan: await p.plan({ snapshot: due }) });
     }
     const planned = performance.now();
@@ -709,16 +728,6 @@ export type ResetOutcome =
   | { status: "unknown" }
   | { status: "moved" }
   | { status: "replaying" };
-
-/**
- * Where in the snapshot interval a partition's snapshots fall, in [0, 1): spread evenly for any
- * set of partition numbers (the golden-ratio sequence), so each periodic flush serialises a few
- * partitions' actors rather than every actor of the node at once (a 120-200 ms burst on the
- * thread every interval, which every live event arriving meanwhile waited behind).
- */
-export function snapshotPhase(partition: number): number {
-  return (partition * 0.6180339887498949) % 1;
-}
 
 function newestTimestampMs(messages: readonly { timestamp: string }[]): number {
   return messages.reduce((max, m) => Math.max(max, Number(m.timestamp)), 0);
