@@ -25,6 +25,7 @@ import type { KeyActor } from "../actors/key_actor.ts";
 import type { Config } from "../config/config.ts";
 import { emptyClockState } from "../actors/event_clock.ts";
 import type { Logger } from "../observability/logger.ts";
+import { metrics } from "../observability/metrics.ts";
 import { type ClickHouseClient, queryRows } from "../stores/clickhouse.ts";
 import {
   deleteOlder,
@@ -242,7 +243,9 @@ async function rebuildInWorker(
             reject,
           );
         } else if (message.type === "progress") deps.onProgress?.(message.progress);
-        else if (message.type === "done") resolve(message.result);
+        else if (message.type === "sinkFailures") {
+          metrics.sinkFailures.labels(message.sink).inc(message.count);
+        } else if (message.type === "done") resolve(message.result);
         else reject(deps.signal?.aborted ? deps.signal.reason : new Error(message.message));
       };
       worker.onerror = (e: ErrorEvent) => {

@@ -9,6 +9,7 @@
 import { Partitioners } from "kafkajs";
 import type { ActorOutputs } from "../actors/actor_kinds.ts";
 import type { Config } from "../config/config.ts";
+import { metrics, type Sink } from "../observability/metrics.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka, topicNames } from "../stores/kafka.ts";
 import { writeOutputs } from "./flush_path.ts";
@@ -25,6 +26,8 @@ export type ToRebuildWorker =
 export type FromRebuildWorker =
   | { type: "bases"; id: number; partition: number; keys: string[] }
   | { type: "progress"; progress: ReplayProgress }
+  /** Failed sink writes this isolate counted: its own registry is not the node's /metrics. */
+  | { type: "sinkFailures"; sink: Sink; count: number }
   | { type: "done"; result: RebuildResult }
   | { type: "failed"; message: string };
 
@@ -35,6 +38,18 @@ let nextId = 0;
 let liveBatches = 0;
 let lastProgressAt = 0;
 const PROGRESS_EVERY_MS = 200;
+/** The sink failures already reported to the owner, by sink. */
+const reportedFailures = new Map<Sink, number>();
+
+/** Tells the owner of the sink failures counted here since the last report. */
+async function reportSinkFailures(): Promise<void> {
+  for (const { labels, value } of (await metrics.sinkFailures.get()).values) {
+    const sink = labels.sink as Sink;
+    const count = value - (reportedFailures.get(sink) ?? 0);
+    if (count > 0) post({ type: "sinkFailures", sink, count });
+    reportedFailures.set(sink, value);
+  }
+}
 
 async function run(config: Config, clientId: string, request: RebuildRequest): Promise<void> {
   const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, clientId);
@@ -63,7 +78,11 @@ async function run(config: Config, clientId: string, request: RebuildRequest): P
         post({ type: "bases", id, partition, keys });
         return answer.then((bases) => new Map(bases));
       },
-      writeSettled: (outputs: ActorOutputs) => writeOutputs(sinks, outputs),
+      writeSettled: (outputs: ActorOutputs) =>
+        writeOutputs(sinks, outputs).catch(async (err) => {
+          await reportSinkFailures();
+          throw err;
+        }),
       liveBatches: () => liveBatches,
       onProgress: (progress) => {
         // A progress report costs the owner a job record write: a few a second are enough.

@@ -12,7 +12,7 @@ import { createKafka, topicNames } from "../stores/kafka.ts";
 import { createPostgres } from "../stores/postgres.ts";
 import { createTopics } from "./actor_harness.ts";
 import { upsertInstrument } from "./normalizer_support.ts";
-import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
+import { metricValue, type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
 /** `topic:partition` -> value of every data_processing_consumer_lag series on /metrics. */
@@ -22,12 +22,6 @@ async function lagSeries(node: NodeProcess): Promise<Map<string, number>> {
   const re = /^data_processing_consumer_lag\{topic="([^"]+)",partition="(\d+)"\} (\S+)$/gm;
   for (const m of text.matchAll(re)) series.set(`${m[1]}:${m[2]}`, Number(m[3]));
   return series;
-}
-
-async function metricValue(node: NodeProcess, series: string): Promise<number> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 async function produceTicksTo(env: TestEnv, partition: number, ids: string[]): Promise<void> {

@@ -93,3 +93,10 @@ export async function waitReady(node: NodeProcess, timeoutMs = 60_000): Promise<
   }
   throw new Error(`node ${node.pid} not ready within ${timeoutMs} ms:\n${node.log().slice(-3000)}`);
 }
+
+/** The value of one series (name and labels as /metrics writes them) on a node; 0 when absent. */
+export async function metricValue(node: NodeProcess, series: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}

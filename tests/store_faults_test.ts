@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
+import { createClickHouse } from "../stores/clickhouse.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { expectedInstruments, generateTicks } from "./expected.ts";
 import {
@@ -16,7 +17,7 @@ import {
   waitExact,
   watermarksAt,
 } from "./actor_harness.ts";
-import { type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
+import { metricValue, type NodeProcess, spawnNode, waitReady } from "./node_process.ts";
 import { announced, job, requestReplay, waitJob } from "./replay_support.ts";
 import { freshEnv, pollUntil, type TestEnv } from "./support.ts";
 
@@ -429,6 +430,55 @@ Deno.test({
     } finally {
       await node.kill("SIGKILL");
       await clickhouse.cleanup(env);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a replay whose writes fail in its worker thread counts them in the node's /metrics, then retries",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const env = await faultEnv({});
+    const gold = env.config.DATA_PROC_CLICKHOUSE_GOLD_DB;
+    const ch = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);
+    const input = faultTicks(34, 20, 6_000);
+    const node = await spawnNode(env.env);
+    const failures = () =>
+      metricValue(node, 'data_processing_sink_failures_total{sink="clickhouse"}');
+    try {
+      await waitReady(node);
+      await produceTicks(env, input);
+      await waitExact(env, expectedAfter(input, 0, 6_000), node);
+      await announced(node);
+      assert.equal(await failures(), 0);
+      // No live events: only the replay's worker inserts gold bars, into a stand-in that
+      // refuses every bar row (no such columns) but answers the version-base query.
+      await ch.command({ query: `RENAME TABLE ${gold}.bars TO ${gold}.bars_away` });
+      await ch.command({
+        query: `CREATE TABLE ${gold}.bars (instrument_id String, version UInt64) ENGINE = Memory`,
+      });
+      const accepted = await requestReplay(node, env, {
+        kind: "instrument",
+        from_key: "INST-0003",
+        to_key: "INST-0003",
+      });
+      assert.equal(accepted.status, 202);
+      await pollUntil("the replay's first attempt failed", async () => {
+        const view = await job(node, env, accepted.body.job_id);
+        if (view.status === "done") throw new Error("the replay wrote no bars to fail on");
+        return view.nodes[0]?.error ? true : undefined;
+      }, { timeoutMs: 60_000 });
+      assert.ok(await failures() >= 1, "the worker's failed write is not in /metrics");
+      await ch.command({ query: `DROP TABLE ${gold}.bars` });
+      await ch.command({ query: `RENAME TABLE ${gold}.bars_away TO ${gold}.bars` });
+      await waitJob(node, env, accepted.body.job_id);
+      await waitExact(env, expectedAfter(input, 0, 6_000), node);
+    } finally {
+      await node.kill("SIGKILL");
+      await ch.close();
+      await env.cleanup();
     }
   },
 });
