@@ -106,6 +106,10 @@ export class ActorConsumer {
   #crashed = false;
   #flushLoop: Promise<void> = Promise.resolve();
   #flushing: Promise<void> = Promise.resolve();
+  /** Records of the batches being applied: each may add that many live actors. */
+  #admitting = 0;
+  /** Batches waiting for one being applied to end (see #admitUnderCap). */
+  readonly #batchDone: (() => void)[] = [];
   /** The flush that batches past the live-actor cap wait for: one, however many wait. */
   #capFlush: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -328,25 +332,24 @@ export class ActorConsumer {
       await (this.#pending.get(id) ?? this.#claim(batch.topic, batch.partition));
     if (!p || !p.alive || payload.isStale() || !payload.isRunning()) return;
     this.#highWatermarks.set(id, Number(batch.highWatermark));
-    if (this.#liveActors() > this.#d.config.DATA_PROC_MAX_LIVE_ACTORS) {
-      // Past the cap: store snapshots and passivate before taking more keys, so live actors
-      // pass the cap by one batch at most. (A failed flush restarts its partitions itself.)
-      this.#capFlush ??= this.flush({ snapshot: true }).catch(() => {}).finally(() => {
-        this.#capFlush = null;
-      });
-      await this.#capFlush;
-      if (!p.alive || payload.isStale() || !payload.isRunning()) return;
-    }
+    const size = batch.messages.length;
+    await this.#admitUnderCap(size);
+    let escalation: PartitionEscalation | null = null;
     try {
+      if (!p.alive || payload.isStale() || !payload.isRunning()) return;
       await withSpan("actors.batch", {
         "messaging.destination.name": batch.topic,
         "messaging.destination.partition.id": String(batch.partition),
-        "messaging.batch.message_count": batch.messages.length,
+        "messaging.batch.message_count": size,
       }, () => p.handle(batch.messages));
     } catch (err) {
-      if (err instanceof PartitionEscalation) return await this.#escalate(p, err);
-      throw err;
+      if (!(err instanceof PartitionEscalation)) throw err;
+      escalation = err;
+    } finally {
+      this.#admitting -= size;
+      for (const wake of this.#batchDone.splice(0)) wake();
     }
+    if (escalation) return await this.#escalate(p, escalation);
     this.#batchesApplied++;
     if (!p.alive) return;
     payload.resolveOffset(batch.lastOffset());
@@ -360,6 +363,35 @@ export class ActorConsumer {
     }
     this.#noteBacklog(p, batch.messages[0]);
     await payload.heartbeat();
+  }
+
+  /**
+   * Lets a batch of `size` records in once the live-actor cap allows it, so live actors pass
+   * the cap by one batch at most: each batch being applied may add as many actors as it has
+   * records, so a batch that could take the thread past the cap with them waits for them to
+   * end; past the cap, snapshots are stored and actors passivated first. (Batches of several
+   * partitions are applied concurrently: each checking the cap alone, four of them passed it
+   * together by four batches.) A failed flush restarts its partitions itself.
+   */
+  async #admitUnderCap(size: number): Promise<void> {
+    const cap = this.#d.config.DATA_PROC_MAX_LIVE_ACTORS;
+    // A flush that passivated nothing (an outage) must not hold the batch forever.
+    let flushStuck = false;
+    for (;;) {
+      const live = this.#liveActors();
+      if (this.#admitting > 0 && live + this.#admitting + size > cap) {
+        await new Promise<void>((resolve) => this.#batchDone.push(resolve));
+      } else if (live > cap && !flushStuck) {
+        this.#capFlush ??= this.flush({ snapshot: true }).catch(() => {}).finally(() => {
+          this.#capFlush = null;
+        });
+        await this.#capFlush;
+        flushStuck = this.#liveActors() >= live;
+      } else {
+        this.#admitting += size; // in the same turn as the check
+        return;
+      }
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka } from "../stores/kafka.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
-import { ActorConsumer } from "../supervisors/actor_consumer.ts";
+import { ActorConsumer, type ActorConsumerDeps } from "../supervisors/actor_consumer.ts";
 import { createTopics } from "./actor_harness.ts";
 import { freshEnv, pollUntil } from "./support.ts";
 
@@ -131,9 +131,18 @@ export function counterKind(topic: string): ActorKindDefinition<CountEvent> {
   };
 }
 
-/** A fresh environment with the counter's topic and a consumer (not started) running it. */
-export async function counterHarness(partitions: number) {
-  const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false" });
+/**
+ * A fresh environment with the counter's topic and a consumer (not started) running it;
+ * `config` overrides DATA_PROC_* values, `onKeyEvents` sees each key's events of a batch.
+ */
+export async function counterHarness(
+  partitions: number,
+  options: {
+    config?: Record<string, string>;
+    onKeyEvents?: ActorConsumerDeps["onKeyEvents"];
+  } = {},
+) {
+  const env = await freshEnv({ DATA_PROC_NORMALIZER_ENABLED: "false", ...options.config });
   await createTopics(env);
   const topic = `${env.config.DATA_PROC_TOPIC_PREFIX}test.counter.v1`;
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
@@ -158,6 +167,7 @@ export async function counterHarness(partitions: number) {
     store: new ActorStore(redis, keys),
     logger: createLogger("test"),
     kinds: [...KINDS, counterKind(topic) as ActorKindDefinition],
+    ...(options.onKeyEvents ? { onKeyEvents: options.onKeyEvents } : {}),
   });
   return {
     env,
