@@ -44,12 +44,11 @@ Deno.test({
         });
       }
       await consumer.start();
-      await pollUntil("every counter partition applied", async () => {
+      await pollUntil("every counter partition applied", () => {
         const parts = consumer.partitions.filter((p) => p.topic === topic);
-        return parts.length === PARTITIONS &&
-            parts.every((p) => p.processedOffset === KEYS_PER_PARTITION - 1)
-          ? true
-          : undefined;
+        const done = parts.length === PARTITIONS &&
+          parts.every((p) => p.processedOffset === KEYS_PER_PARTITION - 1);
+        return Promise.resolve(done ? true : undefined);
       });
       assert.ok(
         maxLive <= CAP + KEYS_PER_PARTITION,
