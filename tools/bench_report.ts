@@ -104,10 +104,14 @@ export function evaluateTargets(f: Figures): Target[] {
   const p99Target = "p99 append->applied < 100 ms at half max";
   const l = f.latency;
   if (l) {
+    // Judged only at half the max measured in this run: a --rate below it says nothing of it.
+    const halfMax = t ? Math.round(t.appliedPerSecond / 2) : undefined;
+    const atHalfMax = halfMax !== undefined && l.targetRate >= halfMax;
+    const below = halfMax === undefined ? "max not measured" : `half max ${fmtRate(halfMax)}`;
     out.push({
       target: p99Target,
-      value: fmtMs(l.p99Ms),
-      met: l.p99Ms === null ? null : l.p99Ms < 100,
+      value: `${fmtMs(l.p99Ms)} @ ${fmtRate(l.targetRate)}${atHalfMax ? "" : ` (${below})`}`,
+      met: l.p99Ms === null || !atHalfMax ? null : l.p99Ms < 100,
     });
   } else out.push(notRun(p99Target));
   const bigTarget = "<= 1 GiB RSS, 100k instruments";

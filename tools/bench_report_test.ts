@@ -171,3 +171,33 @@ Deno.test("the replay target needs both the p99 ratio and no rebalance, and the 
     null, // --quick: 1000 bars per key is not the issue's size
   );
 });
+
+Deno.test("the p99 target is judged only at half the max measured in the same run", () => {
+  const p99Target = (rate: number, p99Ms: number, appliedPerSecond?: number) =>
+    evaluateTargets({
+      options: options(),
+      errors: [],
+      ...(appliedPerSecond === undefined ? {} : {
+        throughput: {
+          events: 1e6,
+          secondsToApplied: 9,
+          secondsToCommitted: 10,
+          appliedPerSecond,
+          committedPerSecond: appliedPerSecond,
+          startupSeconds: 1,
+          peakRssBytes: 400 * MIB,
+          liveActors: 5000,
+        },
+      }),
+      latency: { ...latency(p99Ms), targetRate: rate },
+    }).find((t) => t.target.startsWith("p99"))!;
+  const atHalf = p99Target(50_000, 80, 100_000);
+  assert.deepEqual([atHalf.value, atHalf.met], ["80.0 ms @ 50,000/s", true]);
+  const slow = p99Target(50_000, 120, 100_000);
+  assert.deepEqual([slow.value, slow.met], ["120.0 ms @ 50,000/s", false]);
+  // --rate below half the max, or no max measured: shown, not judged.
+  const below = p99Target(20_000, 40, 100_000);
+  assert.deepEqual([below.value, below.met], ["40.0 ms @ 20,000/s (half max 50,000/s)", null]);
+  const noMax = p99Target(20_000, 40);
+  assert.deepEqual([noMax.value, noMax.met], ["40.0 ms @ 20,000/s (max not measured)", null]);
+});
