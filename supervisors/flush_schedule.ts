@@ -14,7 +14,7 @@ export function schedulePhase(partition: number): number {
 }
 
 /** The refresh slot `at` falls in for a partition: a new slot starts at its phase of each interval. */
-export function refreshSlot(partition: number, at: number, intervalMs: number): number {
+function refreshSlot(partition: number, at: number, intervalMs: number): number {
   return Math.floor(at / intervalMs - schedulePhase(partition));
 }
 

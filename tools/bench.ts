@@ -39,7 +39,7 @@ import {
   type PeerGuarantee,
   runPeer,
 } from "./bench_peer.ts";
-import { type BaselineResult, type Figures, report } from "./bench_report.ts";
+import { type BaselineResult, type Figures, halfMaxRate, report } from "./bench_report.ts";
 import {
   type BenchNode,
   cpuSecondsOf,
@@ -601,7 +601,7 @@ async function run(o: BenchOptions): Promise<Figures> {
       if (peerBuilt) await runPeers(node, topic, ends);
 
       if (o.scenario === "all" || o.scenario === "latency") {
-        const rate = o.rate ?? Math.round(figures.throughput.appliedPerSecond / 2);
+        const rate = o.rate ?? halfMaxRate(figures.throughput);
         log(`latency: ${rate} events/s for ${o.durationS} s`);
         figures.latency = await runLatency(
           node,
@@ -636,7 +636,7 @@ async function run(o: BenchOptions): Promise<Figures> {
         timeOf: () => Date.now(),
       });
       const rate = o.memoryRate ??
-        (figures.throughput ? Math.round(figures.throughput.appliedPerSecond / 2) : 20_000);
+        (figures.throughput ? halfMaxRate(figures.throughput) : 20_000);
       if (rate === 0) {
         log(`  pre-producing ${o.memoryEvents} events (backlog)`);
         await produceAll(producer, memTopics.normalizedTicks, stream, o.memoryEvents);

@@ -85,6 +85,11 @@ export function peerAtLeastOnce(f: Figures): PeerResult | undefined {
   return f.peer?.find((p) => p.guarantee === "at_least_once");
 }
 
+/** Half the max applied rate of a throughput run: the latency and memory runs' default rate. */
+export function halfMaxRate(throughput: { appliedPerSecond: number }): number {
+  return Math.round(throughput.appliedPerSecond / 2);
+}
+
 /** The targets of issue 11, then issue 10's replay target, each from figures of this run. */
 export function evaluateTargets(f: Figures): Target[] {
   const t = f.throughput;
@@ -105,7 +110,7 @@ export function evaluateTargets(f: Figures): Target[] {
   const l = f.latency;
   if (l) {
     // Judged only at half the max measured in this run: a --rate below it says nothing of it.
-    const halfMax = t ? Math.round(t.appliedPerSecond / 2) : undefined;
+    const halfMax = t ? halfMaxRate(t) : undefined;
     const atHalfMax = halfMax !== undefined && l.targetRate >= halfMax;
     const below = halfMax === undefined ? "max not measured" : `half max ${fmtRate(halfMax)}`;
     out.push({
