@@ -299,7 +299,7 @@ export class PartitionSupervisor<T> {
   #decode(messages: readonly KafkaMessage[], now: number) {
     type Segment = { byKey: Map<string, KeyedEvent<T>[]>; clockAfter: EventClock | null };
     const segments: Segment[] = [{ byKey: new Map(), clockAfter: null }];
-    const raw = new Map<number, KafkaMessage>();
+    const raw = recordsByOffset(messages);
     const keys = new Set<string>();
     const state = structuredClone(this.#clock);
     let includes = this.#clockIncludes;
@@ -328,7 +328,6 @@ export class PartitionSupervisor<T> {
         this.#toDlq(m, "invalid_payload", decoded.message, now);
         continue;
       }
-      raw.set(offset, m);
       const key = this.#o.keyOf(decoded.value);
       const event = { offset, appendTimeMs: Number(m.timestamp), clock, value: decoded.value };
       const byKey = segments.at(-1)!.byKey;
@@ -352,7 +351,7 @@ export class PartitionSupervisor<T> {
    */
   async #applyEvents(
     byKey: Map<string, KeyedEvent<T>[]>,
-    raw: Map<number, KafkaMessage>,
+    raw: RecordsByOffset,
     now: number,
   ): Promise<number> {
     let applied = 0;
@@ -439,7 +438,7 @@ export class PartitionSupervisor<T> {
     if (at < this.#pendingFloor) this.#pendingFloor = at;
   }
 
-  #holdBack(byKey: Map<string, KeyedEvent<T>[]>, raw: Map<number, KafkaMessage>): void {
+  #holdBack(byKey: Map<string, KeyedEvent<T>[]>, raw: RecordsByOffset): void {
     for (const [key, events] of byKey) {
       if (!this.#holding!(key)) continue;
       const held = this.#held.get(key) ?? { events: [], raw: [] };
@@ -581,7 +580,7 @@ export class PartitionSupervisor<T> {
 
   #reportRejections(
     rejected: Rejected<T>[],
-    raw: Map<number, KafkaMessage>,
+    raw: RecordsByOffset,
     now: number,
   ): void {
     for (const r of rejected) {
@@ -599,7 +598,7 @@ export class PartitionSupervisor<T> {
   async #recover(
     key: string,
     batch: KeyedEvent<T>[],
-    raw: Map<number, KafkaMessage>,
+    raw: RecordsByOffset,
     now: number,
   ): Promise<void> {
     const crashed = this.#actors.get(key)!;
@@ -852,4 +851,31 @@ function mergeSegments<T>(
     }
   }
   return merged;
+}
+
+/** A batch's raw records by offset: only the few an actor rejects are ever looked up. */
+interface RecordsByOffset {
+  get(offset: number): KafkaMessage | undefined;
+}
+
+/**
+ * The records of a fetched batch by offset, found by binary search (a batch is in offset
+ * order) rather than indexed into a Map: a Map of every record of every batch cost the hot
+ * path its inserts and the garbage collector a table per batch.
+ */
+function recordsByOffset(messages: readonly KafkaMessage[]): RecordsByOffset {
+  return {
+    get(offset) {
+      let low = 0;
+      let high = messages.length - 1;
+      while (low <= high) {
+        const mid = (low + high) >>> 1;
+        const at = Number(messages[mid]!.offset);
+        if (at === offset) return messages[mid];
+        if (at < offset) low = mid + 1;
+        else high = mid - 1;
+      }
+      return undefined;
+    },
+  };
 }
