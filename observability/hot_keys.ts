@@ -32,7 +32,6 @@ export interface HotKeysOptions {
 }
 
 interface Entry {
-  id: string;
   kind: string;
   key: string;
   /** Scaled decayed count. */
@@ -49,7 +48,8 @@ export class HotKeys {
   readonly #capacity: number;
   readonly #tauMs: number;
   readonly #now: () => number;
-  readonly #entries = new Map<string, Entry>();
+  /** Tracked entries by kind, then key (no key string built per event). */
+  readonly #entries = new Map<string, Map<string, Entry>>();
   readonly #heap: Entry[] = [];
   #landmark: number;
   #lastNow: number;
@@ -73,7 +73,7 @@ export class HotKeys {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#heap.length;
   }
 
   get capacity(): number {
@@ -84,29 +84,28 @@ export class HotKeys {
   record(kind: string, key: string, count = 1): void {
     if (!(count > 0)) return;
     const weight = count * this.#scale();
-    const id = `${kind}\u0000${key}`;
-    const found = this.#entries.get(id);
+    const ofKind = this.#entriesOf(kind);
+    const found = ofKind.get(key);
     if (found) {
       found.weight += weight;
       this.#siftDown(found.index);
       return;
     }
     if (this.#heap.length < this.#capacity) {
-      const entry: Entry = { id, kind, key, weight, error: 0, index: this.#heap.length };
+      const entry: Entry = { kind, key, weight, error: 0, index: this.#heap.length };
       this.#heap.push(entry);
-      this.#entries.set(id, entry);
+      ofKind.set(key, entry);
       this.#siftUp(entry.index);
       return;
     }
     // Space saving: the coldest slot goes to the new key, which inherits its count as error.
     const coldest = this.#heap[0]!;
-    this.#entries.delete(coldest.id);
-    coldest.id = id;
+    this.#entries.get(coldest.kind)!.delete(coldest.key);
     coldest.kind = kind;
     coldest.key = key;
     coldest.error = coldest.weight;
     coldest.weight += weight;
-    this.#entries.set(id, coldest);
+    ofKind.set(key, coldest);
     this.#siftDown(0);
   }
 
@@ -118,7 +117,7 @@ export class HotKeys {
     const toRate = 1000 / (this.#scale() * this.#tauMs);
     const minRate = options.minRatePerS ?? 1e-6;
     return [...this.#heap]
-      .sort((a, b) => b.weight - a.weight || (a.id < b.id ? -1 : 1))
+      .sort((a, b) => b.weight - a.weight || byKindThenKey(a, b))
       .slice(0, limit)
       .map((e) => ({
         kind: e.kind,
@@ -127,6 +126,15 @@ export class HotKeys {
         error_per_s: e.error * toRate,
       }))
       .filter((h) => h.rate_per_s >= minRate);
+  }
+
+  #entriesOf(kind: string): Map<string, Entry> {
+    let entries = this.#entries.get(kind);
+    if (!entries) {
+      entries = new Map();
+      this.#entries.set(kind, entries);
+    }
+    return entries;
   }
 
   /** The scale of one event now; rescales every weight when it grows too large. */
@@ -179,4 +187,9 @@ export class HotKeys {
     eb.index = a;
     ea.index = b;
   }
+}
+
+function byKindThenKey(a: Entry, b: Entry): number {
+  if (a.kind !== b.kind) return a.kind < b.kind ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
