@@ -5,6 +5,7 @@
  * and PostgreSQL databases) and four scenarios:
  *  1. baseline   - a plain kafkajs consumer (fresh group, same consumer settings as the
  *                  node) reads every pre-produced event, UTF-8 decode + JSON.parse only;
+ *                  once before the node's throughput run and once after it (mean of both);
  *  2. throughput - ONE real node (child process, `main.ts`, normalizer disabled) consumes
  *                  the same events; done = the group's committed offsets reach the end
  *                  offsets (what the node commits only after every sink acknowledged);
@@ -39,7 +40,13 @@ import {
   type PeerGuarantee,
   runPeer,
 } from "./bench_peer.ts";
-import { type BaselineResult, type Figures, halfMaxRate, report } from "./bench_report.ts";
+import {
+  type BaselineResult,
+  bracketedBaseline,
+  type Figures,
+  halfMaxRate,
+  report,
+} from "./bench_report.ts";
 import {
   type BenchNode,
   cpuSecondsOf,
@@ -367,12 +374,14 @@ async function run(o: BenchOptions): Promise<Figures> {
   const replayPrefix = `${prefix}rp.`;
   const replayGroup = `${group}-rp`;
   const baselineGroup = `${group}-baseline`;
+  const baselineAfterGroup = `${group}-baseline-after`;
   const groups = [
     `${group}.actors`,
     `${memGroup}.actors`,
     `${handoffGroup}.actors`,
     `${replayGroup}.actors`,
     baselineGroup,
+    baselineAfterGroup,
   ];
   const peerApplicationIds: string[] = [];
   const peerTopicsCreated: string[] = [];
@@ -597,6 +606,13 @@ async function run(o: BenchOptions): Promise<Figures> {
         liveActors: w.maxLive,
       };
       log(`  ${fmtRate(figures.throughput.committedPerSecond)} committed`);
+
+      // This machine's speed drifts by tens of percent within a minute: the plain consumer
+      // runs again once the node has caught up, and the ratio takes the mean of both runs.
+      log("baseline: raw kafkajs consume, again after the node");
+      const after = await runBaseline(kafka, topic, baselineAfterGroup, o.events, o.timeoutMs);
+      figures.baseline = bracketedBaseline(figures.baseline, after);
+      log(`  ${fmtRate(after.eventsPerSecond)}`);
 
       if (peerBuilt) await runPeers(node, topic, ends);
 

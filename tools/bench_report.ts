@@ -16,7 +16,23 @@ const MIB = 1024 * 1024;
 export interface BaselineResult {
   events: number;
   seconds: number;
+  /** The mean of the runs' rates when there are several. */
   eventsPerSecond: number;
+  /** Events/s of each run: before the node's throughput run, then after it. */
+  runs?: number[];
+}
+
+/**
+ * The plain consumer's figure from a run before the node's and one after it: the mean of their
+ * rates (this machine's speed drifts by tens of percent within a minute).
+ */
+export function bracketedBaseline(before: BaselineResult, after: BaselineResult): BaselineResult {
+  return {
+    events: before.events + after.events,
+    seconds: before.seconds + after.seconds,
+    eventsPerSecond: (before.eventsPerSecond + after.eventsPerSecond) / 2,
+    runs: [before.eventsPerSecond, after.eventsPerSecond],
+  };
 }
 
 export interface ThroughputResult {
@@ -168,7 +184,12 @@ function rows(f: Figures): [string, string][] {
   const rows: [string, string][] = [];
   if (f.produceRate !== undefined) rows.push(["producer (bench, acks -1)", fmtRate(f.produceRate)]);
   if (f.baseline) {
-    rows.push(["plain kafkajs consumer (baseline)", fmtRate(f.baseline.eventsPerSecond)]);
+    const runs = f.baseline.runs;
+    rows.push([
+      "plain kafkajs consumer (baseline)",
+      fmtRate(f.baseline.eventsPerSecond) +
+      (runs ? ` (mean of ${runs.map(fmtRate).join(" before, ")} after the node)` : ""),
+    ]);
   }
   const t = f.throughput;
   if (t) {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { parseBenchArgs } from "./bench.ts";
-import { evaluateTargets, type Figures, type LatencyResult } from "./bench_report.ts";
+import {
+  bracketedBaseline,
+  evaluateTargets,
+  type Figures,
+  type LatencyResult,
+} from "./bench_report.ts";
 import type { ReplayResult } from "./bench_replay.ts";
 
 const MIB = 1024 * 1024;
@@ -200,4 +205,29 @@ Deno.test("the p99 target is judged only at half the max measured in the same ru
   assert.deepEqual([below.value, below.met], ["40.0 ms @ 20,000/s (half max 50,000/s)", null]);
   const noMax = p99Target(20_000, 40);
   assert.deepEqual([noMax.value, noMax.met], ["40.0 ms @ 20,000/s (max not measured)", null]);
+});
+
+Deno.test("the plain consumer's rate is the mean of its runs before and after the node", () => {
+  const before = { events: 1e6, seconds: 4, eventsPerSecond: 250_000 };
+  const after = { events: 1e6, seconds: 5, eventsPerSecond: 200_000 };
+  const baseline = bracketedBaseline(before, after);
+  assert.strictEqual(baseline.eventsPerSecond, 225_000);
+  assert.deepStrictEqual(baseline.runs, [250_000, 200_000]);
+  const targets = evaluateTargets({
+    options: options(),
+    errors: [],
+    baseline,
+    throughput: {
+      events: 1e6,
+      secondsToApplied: 8,
+      secondsToCommitted: 8.8,
+      appliedPerSecond: 125_000,
+      committedPerSecond: 113_000,
+      startupSeconds: 1,
+      peakRssBytes: 400 * MIB,
+      liveActors: 5000,
+    },
+  });
+  const plain = targets.find((t) => t.target.includes("plain kafkajs"))!;
+  assert.deepStrictEqual([plain.value, plain.met], ["0.50x", true]);
 });
