@@ -607,8 +607,7 @@ async function run(o: BenchOptions): Promise<Figures> {
       };
       log(`  ${fmtRate(figures.throughput.committedPerSecond)} committed`);
 
-      // This machine's speed drifts by tens of percent within a minute: the plain consumer
-      // runs again once the node has caught up, and the ratio takes the mean of both runs.
+      // The plain consumer again, the node caught up: see bracketedBaseline.
       log("baseline: raw kafkajs consume, again after the node");
       const after = await runBaseline(kafka, topic, baselineAfterGroup, o.events, o.timeoutMs);
       figures.baseline = bracketedBaseline(figures.baseline, after);
