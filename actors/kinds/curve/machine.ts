@@ -9,6 +9,7 @@ import { assertEvent, createActor, enqueueActions, setup } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 import type { CurveSnapshot } from "../../../messages/projections.ts";
 import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
+import { withQuickRestore } from "../../machine_restore.ts";
 import {
   applyPoints,
   type CurveContext,
@@ -87,6 +88,7 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
   // A machine emits within `send`, so what the last send emitted is all one slot needs.
   let rejections = NONE;
   let changes: Changes | null = null;
+  const restorable = withQuickRestore(curveMachine);
   const onEmitted = (emitted: CurveEmitted) => {
     if (emitted.type === "rejected") rejections = emitted.rejections;
     else changes = emitted;
@@ -96,8 +98,8 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
     spawn(key, persisted, versionBase) {
       const input = { curveId: key, versionBase: versionBase ?? 0 };
       const actor = persisted === undefined
-        ? createActor(curveMachine, { input })
-        : createActor(curveMachine, { input, snapshot: persisted as never });
+        ? createActor(restorable, { input })
+        : createActor(restorable, { input, snapshot: persisted as never });
       actor.on("*", onEmitted);
       return actor.start();
     },

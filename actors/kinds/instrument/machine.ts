@@ -15,6 +15,7 @@ import type { Bar } from "../../../messages/bar.ts";
 import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
 import type { LatestPrice } from "../../../messages/projections.ts";
 import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
+import { withQuickRestore } from "../../machine_restore.ts";
 import type { EventClock } from "../../event_clock.ts";
 import {
   advanceClock,
@@ -154,6 +155,7 @@ export function instrumentAdapter(
   // A machine emits within `send`, so what the last send emitted is all one slot needs.
   let rejections = NONE;
   let changes: Changes | null = null;
+  const restorable = withQuickRestore(machine);
   const onEmitted = (emitted: InstrumentEmitted) => {
     if (emitted.type === "rejected") rejections = emitted.rejections;
     else changes = emitted;
@@ -163,8 +165,8 @@ export function instrumentAdapter(
     spawn(key, persisted, versionBase) {
       const input = { instrumentId: key, params, versionBase: versionBase ?? 0 };
       const actor = persisted === undefined
-        ? createActor(machine, { input })
-        : createActor(machine, { input, snapshot: persisted as never });
+        ? createActor(restorable, { input })
+        : createActor(restorable, { input, snapshot: persisted as never });
       actor.on("*", onEmitted);
       return actor.start();
     },

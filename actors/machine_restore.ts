@@ -1,0 +1,48 @@
+/**
+ * Restoring a machine from its persisted snapshot without XState's walk of the context.
+ *
+ * XState's `restoreSnapshot` visits every object and array of the restored context (`for...in`
+ * over each) looking for actor references to revive. A new owner revives thousands of actors at
+ * once when its first batch closes their bars (a handoff on a minute): that walk was 16% of its
+ * thread in a handoff profile. Our machines spawn no children and have no history states, so a
+ * snapshot without either holds no reference: the machine's public `resolveState` builds the
+ * same snapshot from its value and context, without the walk. Any other snapshot goes through
+ * XState's own restore. (persistedSnapshot in key_actor.ts skips the same walk when storing.)
+ */
+import type { AnyStateMachine } from "xstate";
+
+interface StoredSnapshot {
+  status: "active" | "done" | "error" | "stopped";
+  value: unknown;
+  context: unknown;
+  children?: Record<string, unknown>;
+  historyValue?: Record<string, unknown>;
+  output?: unknown;
+  error?: unknown;
+}
+
+/** The machine, restoring snapshots without children or history by `resolveState`. */
+export function withQuickRestore<M extends AnyStateMachine>(machine: M): M {
+  const quick: M = Object.create(machine);
+  const restore = machine.restoreSnapshot;
+  quick.restoreSnapshot = function (snapshot, scope) {
+    const stored = snapshot as unknown as StoredSnapshot;
+    if (isEmpty(stored.children) && isEmpty(stored.historyValue)) {
+      return machine.resolveState.call(quick, {
+        value: stored.value as never,
+        context: stored.context as never,
+        status: stored.status,
+        output: stored.output,
+        error: stored.error,
+        historyValue: {},
+      });
+    }
+    return restore.call(quick, snapshot, scope);
+  };
+  return quick;
+}
+
+function isEmpty(record: Record<string, unknown> | undefined): boolean {
+  for (const _ in record ?? {}) return false;
+  return true;
+}
