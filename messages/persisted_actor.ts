@@ -29,3 +29,38 @@ export const PersistedActor = z.object({
   saved_at_ms: z.number(),
 });
 export type PersistedActor = z.infer<typeof PersistedActor>;
+
+const STATUSES = new Set(["active", "done", "error", "stopped"]);
+const FIELDS = [
+  "kind",
+  "key",
+  "partition",
+  "offset",
+  "machine",
+  "history",
+  "restarts",
+  "saved_at_ms",
+];
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isIntAtLeast = (v: unknown, min: number): v is number =>
+  Number.isInteger(v) && (v as number) >= min;
+
+/**
+ * The rules of PersistedActor checked by hand, without zod's copy of every object: a new
+ * owner reads thousands of snapshots at once (a handoff on a minute). It accepts nothing the
+ * schema rejects; what it does not accept (an extra field, say) goes to the schema.
+ */
+export function isPersistedActor(v: unknown): v is PersistedActor {
+  if (!isRecord(v)) return false;
+  let fields = 0;
+  for (const _ in v) fields++;
+  const machine = v.machine;
+  return fields === FIELDS.length && FIELDS.every((f) => f in v) &&
+    typeof v.kind === "string" && typeof v.key === "string" &&
+    isIntAtLeast(v.partition, 0) && isIntAtLeast(v.offset, -1) &&
+    isRecord(machine) && STATUSES.has(machine.status as string) && isRecord(machine.context) &&
+    Array.isArray(v.history) && v.history.every(isRecord) &&
+    isIntAtLeast(v.restarts, 0) && Number.isFinite(v.saved_at_ms);
+}

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { isPersistedActor, PersistedActor } from "./persisted_actor.ts";
+
+const stored = () => ({
+  kind: "instrument",
+  key: "INST-0001",
+  partition: 2,
+  offset: 41,
+  machine: { status: "active", value: "open", context: { applied: 3 }, children: {} },
+  history: [{ offset: 41, event_id: "e1", price: 10.5 }],
+  restarts: 0,
+  saved_at_ms: 1_800_000_000_000,
+});
+
+// Each changes one thing of a valid snapshot; `true` when the schema accepts it.
+const VARIANTS: [string, (v: Record<string, unknown>) => void, boolean][] = [
+  ["as stored", () => {}, true],
+  ["offset -1 (nothing applied)", (v) => (v.offset = -1), true],
+  ["no history", (v) => (v.history = []), true],
+  ["offset -2", (v) => (v.offset = -2), false],
+  ["partition 1.5", (v) => (v.partition = 1.5), false],
+  ["negative partition", (v) => (v.partition = -1), false],
+  ["key missing", (v) => delete v.key, false],
+  ["kind a number", (v) => (v.kind = 1), false],
+  ["machine status unknown", (v) => ((v.machine as { status: string }).status = "sleeping"), false],
+  ["machine without context", (v) => delete (v.machine as { context?: unknown }).context, false],
+  ["context an array", (v) => ((v.machine as { context: unknown }).context = []), false],
+  ["machine null", (v) => (v.machine = null), false],
+  ["history an object", (v) => (v.history = {}), false],
+  ["history of numbers", (v) => (v.history = [1]), false],
+  ["restarts -1", (v) => (v.restarts = -1), false],
+  ["saved_at_ms a string", (v) => (v.saved_at_ms = "now"), false],
+  ["an extra field (the schema drops it)", (v) => (v.extra = 1), true],
+];
+
+Deno.test("the fast check of a stored snapshot never accepts what the schema rejects", () => {
+  for (const [name, change, schemaAccepts] of VARIANTS) {
+    const value = stored() as Record<string, unknown>;
+    change(value);
+    const json = JSON.parse(JSON.stringify(value));
+    assert.equal(PersistedActor.safeParse(json).success, schemaAccepts, name);
+    if (isPersistedActor(json)) assert.ok(schemaAccepts, `fast check accepted: ${name}`);
+  }
+  assert.ok(isPersistedActor(stored()), "accepts what the runtime stores");
+});
