@@ -45,7 +45,7 @@ const FIELDS = [
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 const isIntAtLeast = (v: unknown, min: number): v is number =>
-  Number.isInteger(v) && (v as number) >= min;
+  Number.isSafeInteger(v) && (v as number) >= min;
 
 /**
  * The rules of PersistedActor checked by hand, without zod's copy of every object: a new

@@ -19,6 +19,7 @@ const VARIANTS: [string, (v: Record<string, unknown>) => void, boolean][] = [
   ["no history", (v) => (v.history = []), true],
   ["offset -2", (v) => (v.offset = -2), false],
   ["partition 1.5", (v) => (v.partition = 1.5), false],
+  ["offset past 2^53", (v) => (v.offset = 2 ** 60), false],
   ["negative partition", (v) => (v.partition = -1), false],
   ["key missing", (v) => delete v.key, false],
   ["kind a number", (v) => (v.kind = 1), false],
