@@ -13,6 +13,7 @@ import type {
 } from "./actor_kinds.ts";
 import type { EventClock } from "./event_clock.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
+import { holdsNoReferences } from "./machine_restore.ts";
 
 export type { PersistedActor };
 
@@ -226,10 +227,7 @@ export class KeyActor<T> {
  */
 export function persistedSnapshot(machine: AnyActorRef): unknown {
   const snapshot = machine.getSnapshot();
-  const children = snapshot.children as Record<string, unknown>;
-  const history = snapshot.historyValue as Record<string, unknown> | undefined;
-  for (const _ in children) return machine.getPersistedSnapshot();
-  for (const _ in history ?? {}) return machine.getPersistedSnapshot();
+  if (!holdsNoReferences(snapshot)) return machine.getPersistedSnapshot();
   return {
     status: snapshot.status,
     value: snapshot.value,

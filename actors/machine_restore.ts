@@ -27,7 +27,7 @@ export function withQuickRestore<M extends AnyStateMachine>(machine: M): M {
   const restore = machine.restoreSnapshot;
   quick.restoreSnapshot = function (snapshot, scope) {
     const stored = snapshot as unknown as StoredSnapshot;
-    if (isEmpty(stored.children) && isEmpty(stored.historyValue)) {
+    if (holdsNoReferences(stored)) {
       return machine.resolveState.call(quick, {
         value: stored.value as never,
         context: stored.context as never,
@@ -42,7 +42,14 @@ export function withQuickRestore<M extends AnyStateMachine>(machine: M): M {
   return quick;
 }
 
-function isEmpty(record: Record<string, unknown> | undefined): boolean {
-  for (const _ in record ?? {}) return false;
+/**
+ * Whether a snapshot (live or stored) has no children and no history: then it holds no actor
+ * reference, and XState's walks of its context, storing or restoring, find nothing.
+ */
+export function holdsNoReferences(
+  snapshot: { children?: Record<string, unknown>; historyValue?: Record<string, unknown> },
+): boolean {
+  for (const _ in snapshot.children ?? {}) return false;
+  for (const _ in snapshot.historyValue ?? {}) return false;
   return true;
 }
