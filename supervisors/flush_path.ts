@@ -16,7 +16,7 @@ import type { Producer } from "kafkajs";
 import { countSinkFailure } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import { type ClickHouseClient, insertRows } from "../stores/clickhouse.ts";
-import { sendChunked, type topicNames } from "../stores/kafka.ts";
+import { type OutgoingMessage, sendChunked, type topicNames } from "../stores/kafka.ts";
 import type { ActorOutputs } from "../actors/actor_kinds.ts";
 import type { PartitionFlushPlan } from "./partition_supervisor.ts";
 
@@ -113,24 +113,21 @@ async function writeSinks(
     latestPrice: sinks.topics.latestPrice,
     curveSnapshot: sinks.topics.curveSnapshot,
   };
-  const byTopic = new Map<string, { key: string; value: string }[]>();
-  const push = (topic: string, m: { key: string; value: string }) => {
-    const list = byTopic.get(topic);
-    if (list) list.push(m);
-    else byTopic.set(topic, [m]);
-  };
+  const messages: OutgoingMessage[] = [];
   const barRows: Record<string, unknown>[] = [];
   const curveRows: Record<string, unknown>[] = [];
   for (const plan of plans) {
-    for (const m of plan.outputs.messages) push(topicOf[m.topic], m);
+    for (const m of plan.outputs.messages) {
+      messages.push({ topic: topicOf[m.topic], key: m.key, value: m.value });
+    }
     for (const d of plan.dlq) {
-      push(sinks.topics.dlq, { key: d.source_topic, value: JSON.stringify(d) });
+      messages.push({ topic: sinks.topics.dlq, key: d.source_topic, value: JSON.stringify(d) });
     }
     for (const r of plan.outputs.barRows) barRows.push(r);
     for (const r of plan.outputs.curveRows) curveRows.push(r);
   }
   await Promise.all([
-    countSinkFailure("kafka", sendChunked(sinks.producer, byTopic)),
+    countSinkFailure("kafka", sendChunked(sinks.producer, messages)),
     countSinkFailure("clickhouse", insertRows(sinks.clickhouse, `${sinks.goldDb}.bars`, barRows)),
     countSinkFailure(
       "clickhouse",

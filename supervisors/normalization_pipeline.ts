@@ -8,7 +8,7 @@
  * offsets is the caller's.
  */
 import { ClickHouseError } from "@clickhouse/client";
-import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { type Kafka, Partitioners, type Producer } from "kafkajs";
 import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
 import { normalizeTick } from "../actors/normalize_tick.ts";
@@ -18,7 +18,7 @@ import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { countSinkFailure } from "../observability/metrics.ts";
 import { type ClickHouseClient, insertRows, partitionBlocks } from "../stores/clickhouse.ts";
-import { chunkByBytes, type Topics } from "../stores/kafka.ts";
+import { type OutgoingMessage, sendChunked, type Topics } from "../stores/kafka.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
 
 export const NORMALIZE_STAGE = "normalize";
@@ -149,26 +149,15 @@ export interface PublishSinks {
   maxInsertRows: number;
 }
 
-/** Key and value bytes per Kafka request: well under the broker's message.max.bytes (1 MiB). */
-export const MAX_REQUEST_BYTES = 512 * 1024;
-/** Messages per Kafka request (bounds the per-record overhead on top of MAX_REQUEST_BYTES). */
-export const MAX_REQUEST_MESSAGES = 1000;
 /**
  * Distinct partitions of a silver table per ClickHouse insert block. Current servers refuse a
  * block that touches more than `max_partitions_per_insert_block` (default 100) partitions.
  */
 export const MAX_PARTITIONS_PER_INSERT = 50;
 
-interface OutgoingMessage {
-  topic: string;
-  key: string;
-  value: string;
-}
-
 /**
- * Publishes outputs: Silver topics and DLQ in requests of at most MAX_REQUEST_BYTES and
- * MAX_REQUEST_MESSAGES, sent one after another (acks from all in-sync replicas) so each
- * partition keeps its order; and ClickHouse inserts of at most `maxInsertRows` rows that
+ * Publishes outputs: Silver topics and DLQ through `sendChunked` (each partition keeps its
+ * order); and ClickHouse inserts of at most `maxInsertRows` rows that
  * each touch at most MAX_PARTITIONS_PER_INSERT monthly partitions. Throws if any write fails
  * (an outage rather than a refusal when both happened); a retry repeats every write, which is
  * safe: Silver rows collapse by event_id and readers drop repeated event_ids.
@@ -199,15 +188,6 @@ export async function publishOutputs(
       value: JSON.stringify(d),
     })),
   ];
-  const sends = async () => {
-    const chunks = chunkByBytes(messages, {
-      maxBytes: MAX_REQUEST_BYTES,
-      maxMessages: MAX_REQUEST_MESSAGES,
-    });
-    for (const chunk of chunks) {
-      await sinks.producer.sendBatch({ acks: -1, topicMessages: byTopic(chunk) });
-    }
-  };
   const blocks = { maxPartitions: MAX_PARTITIONS_PER_INSERT, maxRows: sinks.maxInsertRows };
   const inserts = async () => {
     // Partition keys as in stores/migrations/clickhouse: toYYYYMM(event_time), toYYYYMM(as_of).
@@ -221,7 +201,7 @@ export async function publishOutputs(
     for (const rows of points) await insertRows(sinks.clickhouse, `${db}.curve_points`, rows);
   };
   const results = await Promise.allSettled([
-    countSinkFailure("kafka", sends()),
+    countSinkFailure("kafka", sendChunked(sinks.producer, messages)),
     countSinkFailure("clickhouse", inserts()),
   ]);
   const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason as unknown] : []);
@@ -233,16 +213,6 @@ export async function publishOutputs(
 /** `YYYY-MM` of a `YYYY-MM-DD...` text: the month ClickHouse's toYYYYMM gives for it. */
 function month(text: unknown): string {
   return String(text).slice(0, 7);
-}
-
-function byTopic(messages: readonly OutgoingMessage[]): { topic: string; messages: Message[] }[] {
-  const topics = new Map<string, Message[]>();
-  for (const { topic, key, value } of messages) {
-    const list = topics.get(topic);
-    if (list) list.push({ key, value });
-    else topics.set(topic, [{ key, value }]);
-  }
-  return [...topics].map(([topic, list]) => ({ topic, messages: list }));
 }
 
 /**

@@ -5,13 +5,11 @@ import type { Message, Producer } from "kafkajs";
 import type { ReferenceLookup } from "../messages/reference_lookup.ts";
 import type { DlqRecord } from "../messages/dlq_record.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
-import { topicNames } from "../stores/kafka.ts";
+import { MAX_REQUEST_BYTES, MAX_REQUEST_MESSAGES, topicNames } from "../stores/kafka.ts";
 import {
   type BronzeRecord,
   curvePointRow,
   MAX_PARTITIONS_PER_INSERT,
-  MAX_REQUEST_BYTES,
-  MAX_REQUEST_MESSAGES,
   normalizeRecords,
   processRecords,
   publishOutputs,

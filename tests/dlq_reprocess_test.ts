@@ -192,13 +192,11 @@ Deno.test("dlq:reprocess reads a range of many fetches once each and ends with e
       }));
     await sendChunked(
       h.producer,
-      new Map([[
-        h.topics.dlq,
-        envelopes.map((d) => ({
-          key: `${d.source_topic}/${d.source_partition}`,
-          value: JSON.stringify(d),
-        })),
-      ]]),
+      envelopes.map((d) => ({
+        topic: h.topics.dlq,
+        key: `${d.source_topic}/${d.source_partition}`,
+        value: JSON.stringify(d),
+      })),
     );
     const admin = h.kafka.admin();
     await admin.connect();
