@@ -588,11 +588,13 @@ async function run(o: BenchOptions): Promise<Figures> {
       nodes.push(node);
       await waitReady(node, 60_000);
       const ready = performance.now();
+      const cpuAtReady = await cpuSecondsOf(node.pid);
       const w = await watchNode(node, admin, `${group}.actors`, topic, ends, {
         appliedBase: 0,
         events: o.events,
         timeoutMs: o.timeoutMs,
       });
+      const cpuSeconds = (await cpuSecondsOf(node.pid)) - cpuAtReady;
       // The first poll that saw applied events is up to one poll (100 ms + scrape) late.
       const from = Math.min(w.firstApplied, ready);
       figures.throughput = {
@@ -604,6 +606,7 @@ async function run(o: BenchOptions): Promise<Figures> {
         startupSeconds: (ready - spawned) / 1000,
         peakRssBytes: (await memoryOf(node.pid)).peak,
         liveActors: w.maxLive,
+        cpuMicrosPerEvent: (cpuSeconds * 1e6) / o.events,
       };
       log(`  ${fmtRate(figures.throughput.committedPerSecond)} committed`);
 

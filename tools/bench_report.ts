@@ -7,7 +7,7 @@ import type { BenchOptions } from "./bench.ts";
 import type { HandoffResult } from "./bench_handoff.ts";
 import type { PeerResult } from "./bench_peer.ts";
 import type { ReplayResult } from "./bench_replay.ts";
-import { fmtMiB, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
+import { fmtMiB, fmtMicros, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
 
 export type { LatencyResult };
 
@@ -44,6 +44,8 @@ export interface ThroughputResult {
   startupSeconds: number;
   peakRssBytes: number;
   liveActors: number;
+  /** The node's CPU (all threads) from ready to committed, per event. */
+  cpuMicrosPerEvent?: number;
 }
 
 export interface MemoryResult {
@@ -199,6 +201,9 @@ function rows(f: Figures): [string, string][] {
     rows.push(["node: startup to ready", `${t.startupSeconds.toFixed(1)} s`]);
     rows.push(["node: peak RSS (throughput)", fmtMiB(t.peakRssBytes)]);
     rows.push(["node: live actors (max seen)", String(t.liveActors)]);
+    if (t.cpuMicrosPerEvent !== undefined) {
+      rows.push(["node: CPU per event (backlog)", fmtMicros(t.cpuMicrosPerEvent)]);
+    }
   }
   for (const p of f.peer ?? []) {
     const name = `peer ${p.guarantee} (${p.threads} thr)`;
@@ -234,6 +239,14 @@ function rows(f: Figures): [string, string][] {
     rows.push(["latency: p99 append->applied", fmtMs(l.p99Ms)]);
     rows.push(["latency: mean (exact)", fmtMs(l.meanMs)]);
     rows.push(["latency: longest producer pause", fmtMs(l.maxProducerGapMs)]);
+    rows.push([
+      "latency: CPU per event, node / bench (producer)",
+      `${fmtMicros(l.nodeCpuMicrosPerEvent)} / ${fmtMicros(l.producerCpuMicrosPerEvent)}`,
+    ]);
+    rows.push([
+      "latency: cores used, node / bench (producer)",
+      `${l.nodeCores.toFixed(2)} / ${l.producerCores.toFixed(2)}`,
+    ]);
     rows.push([
       "latency: flushes, p50/p99 duration",
       `${l.flushes}, ${fmtMs(l.flushP50Ms)} / ${fmtMs(l.flushP99Ms)}`,

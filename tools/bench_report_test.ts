@@ -30,6 +30,10 @@ function latency(p99Ms: number): LatencyResult {
     flushes: 30,
     flushP50Ms: 20,
     flushP99Ms: 60,
+    nodeCpuMicrosPerEvent: 40,
+    producerCpuMicrosPerEvent: 20,
+    nodeCores: 0.2,
+    producerCores: 0.1,
   };
 }
 

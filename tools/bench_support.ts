@@ -364,6 +364,15 @@ export interface LatencyResult {
   flushes: number;
   flushP50Ms: number | null;
   flushP99Ms: number | null;
+  /**
+   * CPU (user + system, all threads) per event sent, and in cores over the run's wall time:
+   * the node's, and the bench process's (its producer). Both share the machine's cores with
+   * the broker, so a rate they cannot afford together shows here before it shows as latency.
+   */
+  nodeCpuMicrosPerEvent: number;
+  producerCpuMicrosPerEvent: number;
+  nodeCores: number;
+  producerCores: number;
 }
 
 /**
@@ -393,6 +402,8 @@ export async function runLatency(
     outcome: "applied",
   });
   const planned = Math.round(options.rate * options.durationS);
+  const cpuBefore = { node: await cpuSecondsOf(node.pid), bench: await cpuSecondsOf(Deno.pid) };
+  const wallStarted = performance.now();
   const stop = new AbortController();
   const producing = producePaced(
     producer,
@@ -417,6 +428,9 @@ export async function runLatency(
     events: sent,
     timeoutMs: options.timeoutMs,
   });
+  const nodeCpu = (await cpuSecondsOf(node.pid)) - cpuBefore.node;
+  const benchCpu = (await cpuSecondsOf(Deno.pid)) - cpuBefore.bench;
+  const wallSeconds = (performance.now() - wallStarted) / 1000;
   const after = await scrape(node);
   const b = latencyBuckets(before);
   const a = latencyBuckets(after);
@@ -442,6 +456,10 @@ export async function runLatency(
     flushes: count2(after) - count2(before),
     flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
     flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
+    nodeCpuMicrosPerEvent: sent > 0 ? (nodeCpu * 1e6) / sent : 0,
+    producerCpuMicrosPerEvent: sent > 0 ? (benchCpu * 1e6) / sent : 0,
+    nodeCores: nodeCpu / wallSeconds,
+    producerCores: benchCpu / wallSeconds,
   };
 }
 
@@ -451,6 +469,10 @@ export function log(message: string): void {
 
 export function fmtRate(n: number | null | undefined): string {
   return n === null || n === undefined ? "-" : `${Math.round(n).toLocaleString("en-US")}/s`;
+}
+
+export function fmtMicros(n: number | null | undefined): string {
+  return n === null || n === undefined ? "-" : `${n.toFixed(1)} µs`;
 }
 
 export function fmtMiB(n: number | undefined): string {
