@@ -115,7 +115,7 @@ function byTopic(
  * broker's message.max.bytes (1 MiB by default). A message larger than `maxBytes` is a chunk
  * of its own. Send the chunks one after another to keep each partition's order.
  */
-export function chunkByBytes<T extends { key?: string | null; value: string | null }>(
+function chunkByBytes<T extends { key?: string | null; value: string | null }>(
   messages: readonly T[],
   options: { maxBytes: number; maxMessages: number },
 ): T[][] {

@@ -1,7 +1,7 @@
 /**
  * What kafkajs spends sorting one produce request's messages by partition, by request size:
  * it copies a partition's list at every message it adds, so the cost per message grows with
- * the request. `deno bench stores/kafka_request_bench.ts`; MAX_REQUEST_MESSAGES comes from it.
+ * the request. `deno bench -A stores/kafka_request_bench.ts`; MAX_REQUEST_MESSAGES comes from it.
  */
 import { createRequire } from "node:module";
 

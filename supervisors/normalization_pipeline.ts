@@ -157,10 +157,10 @@ export const MAX_PARTITIONS_PER_INSERT = 50;
 
 /**
  * Publishes outputs: Silver topics and DLQ through `sendChunked` (each partition keeps its
- * order); and ClickHouse inserts of at most `maxInsertRows` rows that
- * each touch at most MAX_PARTITIONS_PER_INSERT monthly partitions. Throws if any write fails
- * (an outage rather than a refusal when both happened); a retry repeats every write, which is
- * safe: Silver rows collapse by event_id and readers drop repeated event_ids.
+ * order), and ClickHouse inserts of at most `maxInsertRows` rows that each touch at most
+ * MAX_PARTITIONS_PER_INSERT monthly partitions. Throws if any write fails (an outage rather
+ * than a refusal when both happened); a retry repeats every write, which is safe: Silver rows
+ * collapse by event_id and readers drop repeated event_ids.
  */
 export async function publishOutputs(
   outputs: NormalizationOutputs,
