@@ -9,7 +9,7 @@ import { createPostgres } from "../stores/postgres.ts";
 import { migrateClickHouse, migratePostgres } from "../stores/migrate.ts";
 import { sleep } from "../timing/sleep.ts";
 
-const BASE_ENV = {
+export const BASE_ENV = {
   DATA_PROC_KAFKA_BOOTSTRAP: Deno.env.get("DATA_PROC_KAFKA_BOOTSTRAP") ?? "127.0.0.1:9092",
   DATA_PROC_CLICKHOUSE_URL: Deno.env.get("DATA_PROC_CLICKHOUSE_URL") ?? "http://127.0.0.1:8123",
   DATA_PROC_REDIS_URL: Deno.env.get("DATA_PROC_REDIS_URL") ?? "redis://127.0.0.1:6379/0",
