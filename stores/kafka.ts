@@ -63,7 +63,12 @@ export function scheduleCheckPendingRequests(this: RequestQueueState): void {
 /** Installs the fix above on kafkajs's RequestQueue (every connection uses its prototype). */
 function installRequestQueueFix(): void {
   const path = "kafkajs/src/network/requestQueue/index.js";
-  const RequestQueue = createRequire(import.meta.url)(path);
+  let RequestQueue;
+  try {
+    RequestQueue = createRequire(import.meta.url)(path);
+  } catch {
+    // another kafkajs layout: the node runs as kafkajs made it, and says so below
+  }
   if (typeof RequestQueue?.prototype?.scheduleCheckPendingRequests !== "function") {
     kafkaLog.warn("kafkajs's request queue has changed: its idle-loop fix is not installed", {
       path,
