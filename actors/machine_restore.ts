@@ -4,10 +4,10 @@
  * XState's `restoreSnapshot` visits every object and array of the restored context (`for...in`
  * over each) looking for actor references to revive. A new owner revives thousands of actors at
  * once when its first batch closes their bars (a handoff on a minute), and the walk is about a
- * third of each restore (14.3 -> 9.3 ms per 1000, with their JSON parse). Our machines spawn no children and have no history states, so a
- * snapshot without either holds no reference: the machine's public `resolveState` builds the
- * same snapshot from its value and context, without the walk. Any other snapshot goes through
- * XState's own restore. (persistedSnapshot in key_actor.ts skips the same walk when storing.)
+ * third of each restore (14.3 -> 9.3 ms per 1000, with their JSON parse). Our machines spawn
+ * no children and have no history states, so a snapshot without either holds no reference:
+ * the machine's public `resolveState` builds the same snapshot from its value and context,
+ * without the walk. Any other snapshot goes through XState's own restore. (persistedSnapshot in key_actor.ts skips the same walk when storing.)
  */
 import type { AnyStateMachine } from "xstate";
 

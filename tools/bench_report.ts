@@ -45,7 +45,7 @@ export interface ThroughputResult {
   peakRssBytes: number;
   liveActors: number;
   /** The node's CPU (all threads) from ready to committed, per event. */
-  cpuMicrosPerEvent?: number;
+  cpuMicrosPerEvent: number;
 }
 
 export interface MemoryResult {
@@ -201,9 +201,7 @@ function rows(f: Figures): [string, string][] {
     rows.push(["node: startup to ready", `${t.startupSeconds.toFixed(1)} s`]);
     rows.push(["node: peak RSS (throughput)", fmtMiB(t.peakRssBytes)]);
     rows.push(["node: live actors (max seen)", String(t.liveActors)]);
-    if (t.cpuMicrosPerEvent !== undefined) {
-      rows.push(["node: CPU per event (backlog)", fmtMicros(t.cpuMicrosPerEvent)]);
-    }
+    rows.push(["node: CPU per event (backlog)", fmtMicros(t.cpuMicrosPerEvent)]);
   }
   for (const p of f.peer ?? []) {
     const name = `peer ${p.guarantee} (${p.threads} thr)`;

@@ -98,6 +98,7 @@ Deno.test("targets are judged from the figures of the same run", () => {
       startupSeconds: 1,
       peakRssBytes: 400 * MIB,
       liveActors: 5000,
+      cpuMicrosPerEvent: 17,
     },
     peer: [
       {
@@ -196,6 +197,7 @@ Deno.test("the p99 target is judged only at half the max measured in the same ru
           startupSeconds: 1,
           peakRssBytes: 400 * MIB,
           liveActors: 5000,
+          cpuMicrosPerEvent: 17,
         },
       }),
       latency: { ...latency(p99Ms), targetRate: rate },
@@ -230,6 +232,7 @@ Deno.test("the plain consumer's rate is the mean of its runs before and after th
       startupSeconds: 1,
       peakRssBytes: 400 * MIB,
       liveActors: 5000,
+      cpuMicrosPerEvent: 17,
     },
   });
   const plain = targets.find((t) => t.target.includes("plain kafkajs"))!;
