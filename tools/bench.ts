@@ -58,8 +58,11 @@ import {
   memoryOf,
   metricValue,
   runLatency,
+  sampled,
   scrape,
   spawnBenchNode,
+  stampAppendTime,
+  timelineLine,
   waitReady,
   watchNode,
 } from "./bench_support.ts";
@@ -463,6 +466,7 @@ async function run(o: BenchOptions): Promise<Figures> {
       log(`replay: ${keys} instruments x ${bars} one-minute bars, live traffic ${rate}/s`);
       const topics = topicNames(replayPrefix);
       await ensureTopics(admin, topics, o.partitions);
+      await stampAppendTime(admin, topics.normalizedTicks);
       // Whole minutes ending before now: round r of the cycle is minute r for every key.
       const t0 = (Math.floor(Date.now() / 60_000) - bars - 1) * 60_000;
       const history = new TickStream({
@@ -564,6 +568,7 @@ async function run(o: BenchOptions): Promise<Figures> {
 
     const runThroughputAndLatency = async (): Promise<void> => {
       await ensureTopics(admin, topicNames(prefix), o.partitions);
+      await stampAppendTime(admin, topic);
       const spreadMs = Math.round((o.events / 5000) * 1000); // event time: 5k events/s
       const t0 = Date.now() - spreadMs;
       const stream = new TickStream({
@@ -621,20 +626,18 @@ async function run(o: BenchOptions): Promise<Figures> {
       if (o.scenario === "all" || o.scenario === "latency") {
         const rate = o.rate ?? halfMaxRate(figures.throughput);
         log(`latency: ${rate} events/s for ${o.durationS} s`);
-        figures.latency = await runLatency(
+        const { result, timeline } = await sampled(
           node,
-          admin,
-          producer,
-          topic,
-          `${group}.actors`,
-          stream,
-          {
-            rate,
-            durationS: o.durationS,
-            timeoutMs: o.timeoutMs,
-          },
+          () =>
+            runLatency(node, admin, producer, topic, `${group}.actors`, stream, {
+              rate,
+              durationS: o.durationS,
+              timeoutMs: o.timeoutMs,
+            }),
         );
-        log(`  p50 ${fmtMs(figures.latency.p50Ms)} p99 ${fmtMs(figures.latency.p99Ms)}`);
+        figures.latency = result;
+        log(`  p50 ${fmtMs(result.p50Ms)} p99 ${fmtMs(result.p99Ms)}`);
+        log(timelineLine("seconds", timeline));
       }
       // Where the slowest flushes spent their time (the node logs flushes over 1 s).
       for (const { line } of node.keptLines().slice(-5)) log(`  ${line}`);

@@ -211,10 +211,11 @@ export async function producePaced(
   total: number,
   rate: number,
   signal?: AbortSignal,
-): Promise<{ seconds: number; maxGapMs: number; sent: number }> {
+): Promise<{ seconds: number; maxGapMs: number; sent: number; ackMs: number[] }> {
   const started = performance.now();
   let sent = 0;
   let maxGapMs = 0;
+  const ackMs: number[] = [];
   let lastTick = started;
   while (sent < total && !signal?.aborted) {
     const now = performance.now();
@@ -223,10 +224,13 @@ export async function producePaced(
     const due = Math.min(total, Math.floor(((now - started) / 1000) * rate));
     while (sent < due) {
       const n = Math.min(2000, due - sent);
-      await producer.send({ topic, acks: -1, messages: stream.next(n) });
+      const messages = stream.next(n);
+      const sentAt = performance.now();
+      await producer.send({ topic, acks: -1, messages });
+      ackMs.push(performance.now() - sentAt);
       sent += n;
     }
     if (sent < total) await sleep(20, signal);
   }
-  return { seconds: (performance.now() - started) / 1000, maxGapMs, sent };
+  return { seconds: (performance.now() - started) / 1000, maxGapMs, sent, ackMs };
 }

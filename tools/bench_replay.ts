@@ -24,13 +24,15 @@ import { freeInspectorPort, heapUsedAfterGc } from "./bench_heap.ts";
 import {
   type BenchNode,
   endOffsets,
-  latencyBuckets,
   type LatencyResult,
   log,
   metricValue,
   runLatency,
+  sampled,
   scrape,
   spawnBenchNode,
+  timelineLine,
+  type TimelineSecond,
   waitReady,
   watchNode,
 } from "./bench_support.ts";
@@ -74,67 +76,6 @@ export interface ReplayResult {
   pollMs: number;
   /** Each second of each window: live events slower than SLOW_MS, and the node's heap. */
   timeline: { without: TimelineSecond[]; with: TimelineSecond[]; after: TimelineSecond[] };
-}
-
-/** A live event slower than this counts as slow in the timeline (a bucket bound). */
-const SLOW_MS = 100;
-
-interface TimelineSecond {
-  /** Live events applied in this second, and those slower than SLOW_MS. */
-  applied: number;
-  slow: number;
-  heapUsedMiB: number;
-}
-
-/**
- * Scrapes the node every second until `stop`: where in a window the slow events were (a
- * replay's start, its whole run or its swap) and how its heap moved.
- */
-async function sampleTimeline(node: BenchNode, stop: AbortSignal): Promise<TimelineSecond[]> {
-  const out: TimelineSecond[] = [];
-  let last: Map<number, number> | undefined;
-  while (!stop.aborted) {
-    const samples = await scrape(node).catch(() => undefined);
-    if (samples) {
-      const buckets = latencyBuckets(samples);
-      if (last) {
-        const all = (buckets.get(Infinity) ?? 0) - (last.get(Infinity) ?? 0);
-        const fast = (buckets.get(SLOW_MS) ?? 0) - (last.get(SLOW_MS) ?? 0);
-        out.push({
-          applied: all,
-          slow: all - fast,
-          heapUsedMiB: Math.round(
-            metricValue(samples, "nodejs_heap_size_used_bytes", {}) / 2 ** 20,
-          ),
-        });
-      }
-      last = buckets;
-    }
-    await sleep(1000, stop);
-  }
-  return out;
-}
-
-/** One line: the seconds with slow events (second:count) and the heap's range. */
-function timelineLine(name: string, seconds: TimelineSecond[]): string {
-  const slow = seconds.flatMap((s, i) => (s.slow > 0 ? [`${i}:${s.slow}`] : []));
-  const heap = seconds.map((s) => s.heapUsedMiB);
-  return `  ${name}: ${seconds.length} s, slow (>${SLOW_MS} ms) events at ${
-    slow.length > 0 ? slow.join(" ") : "none"
-  }; heap used ${Math.min(...heap)}-${Math.max(...heap)} MiB`;
-}
-
-/** Runs `window` with the timeline sampled alongside it. */
-async function sampled<T>(node: BenchNode, window: () => Promise<T>) {
-  const stop = new AbortController();
-  const timeline = sampleTimeline(node, stop.signal);
-  try {
-    const result = await window();
-    stop.abort();
-    return { result, timeline: await timeline };
-  } finally {
-    stop.abort();
-  }
 }
 
 interface JobView {

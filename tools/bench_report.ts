@@ -238,6 +238,10 @@ function rows(f: Figures): [string, string][] {
     rows.push(["latency: mean (exact)", fmtMs(l.meanMs)]);
     rows.push(["latency: longest producer pause", fmtMs(l.maxProducerGapMs)]);
     rows.push([
+      "latency: producer send -> ack, p50/p99",
+      `${fmtMs(l.producerAckP50Ms)} / ${fmtMs(l.producerAckP99Ms)}`,
+    ]);
+    rows.push([
       "latency: CPU per event, node / bench (producer)",
       `${fmtMicros(l.nodeCpuMicrosPerEvent)} / ${fmtMicros(l.producerCpuMicrosPerEvent)}`,
     ]);
@@ -344,7 +348,8 @@ export function report(f: Figures): void {
   if (f.latency) {
     console.log(
       "  (percentiles interpolated linearly within processing_latency_ms buckets 1,2,5,10,25,50,100,250,...;\n" +
-        "   difference of scrapes before/after the run; append = producer timestamp at send)",
+        "   difference of scrapes before/after the run; append = the broker's LogAppendTime, set on the\n" +
+        "   bench's topics; the way there is the producer's send -> ack)",
     );
   }
   if (f.memory) {

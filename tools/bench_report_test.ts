@@ -27,6 +27,8 @@ function latency(p99Ms: number): LatencyResult {
     meanMs: p99Ms / 3,
     peakRssBytes: 300 * MIB,
     maxProducerGapMs: 25,
+    producerAckP50Ms: 3,
+    producerAckP99Ms: 9,
     flushes: 30,
     flushP50Ms: 20,
     flushP99Ms: 60,

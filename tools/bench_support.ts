@@ -3,7 +3,7 @@
  * peak RSS), its Prometheus metrics, committed offsets against end offsets, paced traffic
  * and the latency of what the node applied meanwhile, formatting.
  */
-import type { Admin, Producer } from "kafkajs";
+import { type Admin, ConfigResourceTypes, type Producer } from "kafkajs";
 import { sleep } from "../timing/sleep.ts";
 import { producePaced, type TickStream } from "./bench_events.ts";
 
@@ -360,6 +360,12 @@ export interface LatencyResult {
   peakRssBytes: number;
   /** Longest pause between two producer ticks (nominal 20 ms): bursts inflate latency. */
   maxProducerGapMs: number;
+  /**
+   * The producer's send -> acknowledgement (acks -1) per request, p50 and p99: the part of
+   * each event's latency spent reaching the broker's log, before the node can see it.
+   */
+  producerAckP50Ms: number | null;
+  producerAckP99Ms: number | null;
   /** Flushes during the run and their duration (the flush runs on the consumer's thread). */
   flushes: number;
   flushP50Ms: number | null;
@@ -421,7 +427,7 @@ export async function runLatency(
       await producing.catch(() => {});
     }
   }
-  const { seconds, maxGapMs, sent } = await producing;
+  const { seconds, maxGapMs, sent, ackMs } = await producing;
   const ends = await endOffsets(admin, topic);
   await watchNode(node, admin, groupId, topic, ends, {
     appliedBase,
@@ -453,6 +459,8 @@ export async function runLatency(
     meanMs: observations > 0 ? (sum(after) - sum(before)) / observations : null,
     peakRssBytes: (await memoryOf(node.pid)).peak,
     maxProducerGapMs: maxGapMs,
+    producerAckP50Ms: quantile(ackMs, 0.5),
+    producerAckP99Ms: quantile(ackMs, 0.99),
     flushes: count2(after) - count2(before),
     flushP50Ms: scaled(histogramQuantile(fb, fa, 0.5)),
     flushP99Ms: scaled(histogramQuantile(fb, fa, 0.99)),
@@ -461,6 +469,95 @@ export async function runLatency(
     nodeCores: nodeCpu / wallSeconds,
     producerCores: benchCpu / wallSeconds,
   };
+}
+
+/** A live event slower than this counts as slow in the timeline (a bucket bound). */
+export const SLOW_MS = 100;
+
+export interface TimelineSecond {
+  /** Live events applied in this second, and those slower than SLOW_MS. */
+  applied: number;
+  slow: number;
+  heapUsedMiB: number;
+}
+
+/**
+ * Scrapes the node every second until `stop`: where in a window the slow events were (a
+ * replay's start, its whole run or its swap) and how its heap moved.
+ */
+export async function sampleTimeline(
+  node: BenchNode,
+  stop: AbortSignal,
+): Promise<TimelineSecond[]> {
+  const out: TimelineSecond[] = [];
+  let last: Map<number, number> | undefined;
+  while (!stop.aborted) {
+    const samples = await scrape(node).catch(() => undefined);
+    if (samples) {
+      const buckets = latencyBuckets(samples);
+      if (last) {
+        const all = (buckets.get(Infinity) ?? 0) - (last.get(Infinity) ?? 0);
+        const fast = (buckets.get(SLOW_MS) ?? 0) - (last.get(SLOW_MS) ?? 0);
+        out.push({
+          applied: all,
+          slow: all - fast,
+          heapUsedMiB: Math.round(
+            metricValue(samples, "nodejs_heap_size_used_bytes", {}) / 2 ** 20,
+          ),
+        });
+      }
+      last = buckets;
+    }
+    await sleep(1000, stop);
+  }
+  return out;
+}
+
+/** One line: the seconds with slow events (second:count) and the heap's range. */
+export function timelineLine(name: string, seconds: TimelineSecond[]): string {
+  const slow = seconds.flatMap((s, i) => (s.slow > 0 ? [`${i}:${s.slow}`] : []));
+  const heap = seconds.map((s) => s.heapUsedMiB);
+  return `  ${name}: ${seconds.length} s, slow (>${SLOW_MS} ms) events at ${
+    slow.length > 0 ? slow.join(" ") : "none"
+  }; heap used ${Math.min(...heap)}-${Math.max(...heap)} MiB`;
+}
+
+/** Runs `window` with the timeline sampled alongside it. */
+export async function sampled<T>(node: BenchNode, window: () => Promise<T>) {
+  const stop = new AbortController();
+  const timeline = sampleTimeline(node, stop.signal);
+  try {
+    const result = await window();
+    stop.abort();
+    return { result, timeline: await timeline };
+  } finally {
+    stop.abort();
+  }
+}
+
+/**
+ * Makes the broker stamp each record of `topic` with the time it appended it
+ * (`LogAppendTime`), so the node's `processing_latency_ms` is Kafka append -> applied as
+ * CONTRACT.md defines it. With the default (`CreateTime`) the stamp is the bench producer's
+ * send, and the latency would also count the produce request's way to the log (printed
+ * apart as the producer's send -> ack).
+ */
+export async function stampAppendTime(admin: Admin, topic: string): Promise<void> {
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [{
+      type: ConfigResourceTypes.TOPIC,
+      name: topic,
+      configEntries: [{ name: "message.timestamp.type", value: "LogAppendTime" }],
+    }],
+  });
+}
+
+/** The q-quantile of `values` (nearest rank), or null when there are none. */
+export function quantile(values: readonly number[], q: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 export function log(message: string): void {
