@@ -13,6 +13,7 @@ import type {
 } from "./actor_kinds.ts";
 import type { EventClock } from "./event_clock.ts";
 import type { PersistedActor } from "../messages/persisted_actor.ts";
+import { EventHistory } from "./event_history.ts";
 import { holdsNoReferences } from "./machine_restore.ts";
 
 export type { PersistedActor };
@@ -23,10 +24,9 @@ export class KeyActor<T> {
   readonly key: string;
   readonly partition: number;
   readonly #adapter: KindAdapter<T>;
-  readonly #historySize: number;
   #machine: AnyActorRef;
   #appliedOffset: number;
-  #history: Record<string, unknown>[];
+  readonly #history: EventHistory;
   #mailbox: KeyedEvent<T>[] = [];
   /**
    * Events applied since the last stored snapshot, kept only for a key under watch (one that
@@ -58,14 +58,13 @@ export class KeyActor<T> {
     this.#adapter = adapter;
     this.key = key;
     this.partition = partition;
-    this.#historySize = options.historySize;
     this.#keepUnflushed = options.keepUnflushed ?? false;
     this.#machine = adapter.spawn(key, options.persisted?.machine, options.versionBase);
     // A throwing machine is reported through its snapshot status (see drain); this observer
     // keeps XState from rethrowing the same error globally.
     this.#machine.subscribe({ error: () => {} });
     this.#appliedOffset = options.persisted?.offset ?? -1;
-    this.#history = options.persisted?.history ?? [];
+    this.#history = new EventHistory(options.historySize, options.persisted?.history);
     this.restarts = options.persisted?.restarts ?? 0;
     this.lastActiveMs = options.nowMs;
   }
@@ -103,13 +102,8 @@ export class KeyActor<T> {
     if (this.#keepUnflushed) { for (const e of batch) this.#unflushed.push(e); }
     this.lastActiveMs = nowMs;
     this.dirty = true;
-    if (this.#historySize > 0) {
-      for (const e of batch.slice(-this.#historySize)) {
-        this.#history.push(this.#adapter.summarize(e));
-      }
-      if (this.#history.length > this.#historySize) {
-        this.#history.splice(0, this.#history.length - this.#historySize);
-      }
+    for (let i = Math.max(0, batch.length - this.#history.capacity); i < batch.length; i++) {
+      this.#history.push(this.#adapter.summarize(batch[i]!));
     }
     return rejections.map((r) => ({
       event: batch[r.index]!,
@@ -127,7 +121,7 @@ export class KeyActor<T> {
   /** Operator reset: empty state, versions continuing from `versionBase`. */
   reset(versionBase: number): void {
     this.#adapter.reset(this.#machine, versionBase);
-    this.#history = [];
+    this.#history.clear();
     this.#unflushed = [];
     this.dirty = true;
   }
@@ -181,7 +175,7 @@ export class KeyActor<T> {
       partition: this.partition,
       offset: this.#appliedOffset,
       machine: persistedSnapshot(this.#machine),
-      history: this.#history,
+      history: this.#history.toArray(),
       restarts: this.restarts,
       saved_at_ms: nowMs,
     };
@@ -201,7 +195,7 @@ export class KeyActor<T> {
       event_time_clock_ms: this.#adapter.clockMs(this.#machine),
       mailbox_depth: this.#mailbox.length,
       restarts: this.restarts,
-      last_events: this.#history,
+      last_events: this.#history.toArray(),
     };
   }
 
