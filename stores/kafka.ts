@@ -1,7 +1,7 @@
 /** Kafka client factory, the topic names of CONTRACT.md, and topic creation. */
-import { createRequire } from "node:module";
 import { type Admin, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
 import { createLogger } from "../observability/logger.ts";
+import "./kafkajs_patches.ts";
 
 export interface Topics {
   bronzeTicks: string;
@@ -29,55 +29,6 @@ export function topicNames(prefix = ""): Topics {
 }
 
 const kafkaLog = createLogger("kafkajs");
-
-/** The fields of kafkajs's RequestQueue that its pending-request check reads. */
-export interface RequestQueueState {
-  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
-  throttledUntil: number;
-  pending: unknown[];
-  checkPendingRequests(): void;
-}
-
-/** kafkajs's CHECK_PENDING_REQUESTS_INTERVAL: how soon waiting requests are looked at again. */
-const CHECK_PENDING_REQUESTS_MS = 10;
-
-/**
- * kafkajs's RequestQueue.scheduleCheckPendingRequests, without its idle loop. In kafkajs
- * 2.2.4 a queue with nothing pending and no throttle still re-arms a timer of
- * `throttledUntil - now` (negative, so 1 ms) after every check: each connection wakes the
- * event loop ~500 times a second for nothing, for as long as it is open (tulios/kafkajs
- * #1556, #1704, #1751; not fixed in a release). This one re-arms only while requests wait
- * or a throttle runs, as kafkajs does otherwise; a request pushed later re-arms it.
- */
-export function scheduleCheckPendingRequests(this: RequestQueueState): void {
-  if (this.throttleCheckTimeoutId) return;
-  let delayMs = this.throttledUntil - Date.now();
-  if (this.pending.length > 0) delayMs = delayMs > 0 ? delayMs : CHECK_PENDING_REQUESTS_MS;
-  else if (delayMs <= 0) return;
-  this.throttleCheckTimeoutId = setTimeout(() => {
-    this.throttleCheckTimeoutId = null;
-    this.checkPendingRequests();
-  }, delayMs);
-}
-
-/** Installs the fix above on kafkajs's RequestQueue (every connection uses its prototype). */
-function installRequestQueueFix(): void {
-  const path = "kafkajs/src/network/requestQueue/index.js";
-  let RequestQueue;
-  try {
-    RequestQueue = createRequire(import.meta.url)(path);
-  } catch {
-    // another kafkajs layout: the node runs as kafkajs made it, and says so below
-  }
-  if (typeof RequestQueue?.prototype?.scheduleCheckPendingRequests !== "function") {
-    kafkaLog.warn("kafkajs's request queue has changed: its idle-loop fix is not installed", {
-      path,
-    });
-    return;
-  }
-  RequestQueue.prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
-}
-installRequestQueueFix();
 
 export function createKafka(bootstrap: string, clientId: string): Kafka {
   return new Kafka({

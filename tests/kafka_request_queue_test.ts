@@ -1,11 +1,8 @@
-/** The fix of kafkajs's idle request-queue loop (stores/kafka.ts), on real connections. */
+/** The fix of kafkajs's idle request-queue loop (stores/kafkajs_patches.ts), on real connections. */
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import {
-  createKafka,
-  type RequestQueueState,
-  scheduleCheckPendingRequests,
-} from "../stores/kafka.ts";
+import { createKafka } from "../stores/kafka.ts";
+import { type RequestQueueState, scheduleCheckPendingRequests } from "../stores/kafkajs_patches.ts";
 import { sleep } from "../timing/sleep.ts";
 import { BASE_ENV, pollUntil } from "./support.ts";
 

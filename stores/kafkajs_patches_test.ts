@@ -1,0 +1,75 @@
+/** The varint writers installed on kafkajs's Encoder write the bytes Kafka's protocol defines. */
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { writeUVarInt } from "./kafkajs_patches.ts";
+
+const requireKafkajs = createRequire(import.meta.url);
+const Encoder = requireKafkajs("kafkajs/src/protocol/encoder.js");
+const Decoder = requireKafkajs("kafkajs/src/protocol/decoder.js");
+const Long = requireKafkajs("kafkajs/src/utils/long.js");
+
+/** Zigzag then unsigned LEB128, over 64 bits (Kafka's varint and varlong). */
+function reference(value: bigint, bits: 32n | 64n): number[] {
+  let n = BigInt.asUintN(Number(bits), (value << 1n) ^ (value >> (bits - 1n)));
+  const bytes: number[] = [];
+  while (n >= 0x80n) {
+    bytes.push(Number(n & 0x7fn) | 0x80);
+    n >>= 7n;
+  }
+  bytes.push(Number(n));
+  return bytes;
+}
+
+const edges = [0, 1, -1, 63, -64, 64, -65, 127, 128, 8191, 8192, 2 ** 20, -(2 ** 20), 2 ** 27];
+const int32s = [
+  ...edges,
+  2 ** 30 - 1,
+  -(2 ** 30),
+  2 ** 30,
+  -(2 ** 30) - 1,
+  2 ** 31 - 1,
+  -(2 ** 31),
+];
+const longs = [
+  ...int32s,
+  2 ** 31,
+  -(2 ** 31) - 1,
+  1_800_000_000_000,
+  -1_800_000_000_000,
+  2 ** 53 - 1,
+];
+
+Deno.test("varints: each value's zigzag LEB128 bytes, read back by kafkajs", () => {
+  for (const v of int32s) {
+    const bytes = [...new Encoder().writeVarInt(v).buffer];
+    assert.deepEqual(bytes, reference(BigInt(v), 32n), `varint ${v}`);
+    assert.equal(new Decoder(Buffer.from(bytes)).readVarInt(), v);
+  }
+});
+
+Deno.test("varlongs: numbers, Longs and strings give the 64-bit bytes and size", () => {
+  for (const v of longs) {
+    const expected = reference(BigInt(v), 64n);
+    for (const input of [v, Long.fromNumber(v), String(v)]) {
+      assert.deepEqual([...new Encoder().writeVarLong(input).buffer], expected, `varlong ${v}`);
+    }
+    assert.equal(Encoder.sizeOfVarLong(v), expected.length, `size of ${v}`);
+    assert.equal(new Decoder(Buffer.from(expected)).readVarLong().toString(), String(v));
+  }
+});
+
+Deno.test("a record batch's encoder grows past its first buffer one varint at a time", () => {
+  const encoder = new Encoder(1);
+  const expected: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    encoder.writeVarInt(i * 4099 - 2_000_000);
+    expected.push(...reference(BigInt(i * 4099 - 2_000_000), 32n));
+  }
+  assert.deepEqual([...encoder.buffer], expected);
+});
+
+Deno.test("the writers are installed on kafkajs's own Encoder", () => {
+  assert.equal(Encoder.prototype.writeUVarInt, writeUVarInt);
+  assert.equal(Encoder.prototype.writeVarLong.name, "writeVarLong");
+  assert.notEqual(Encoder.prototype.writeVarLong.toString().indexOf("smallVarLong"), -1);
+});
