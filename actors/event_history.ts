@@ -105,13 +105,17 @@ export class EventHistory {
   /** Whether `summary` has exactly the columns, with numbers where they are numeric. */
   #fits(summary: Summary): boolean {
     const fields = this.#fields!;
+    // Summaries are plain objects: `in` and for-in see their own keys only.
     let count = 0;
-    for (const key in summary) if (Object.hasOwn(summary, key)) count++;
+    for (const _ in summary) count++;
     if (count !== fields.length) return false;
     for (let i = 0; i < fields.length; i++) {
-      const field = fields[i]!;
-      if (!Object.hasOwn(summary, field)) return false;
-      if ((typeof summary[field] === "number") !== this.#numeric[i]) return false;
+      const value = summary[fields[i]!];
+      if (typeof value === "number") {
+        if (!this.#numeric[i]) return false;
+      } else if (this.#numeric[i] || (value === undefined && !(fields[i]! in summary))) {
+        return false;
+      }
     }
     return true;
   }
