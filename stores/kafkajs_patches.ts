@@ -1,5 +1,5 @@
 /**
- * Two fixes to kafkajs 2.2.4, installed on its classes when this module loads (stores/kafka.ts
+ * Fixes to kafkajs 2.2.4, installed on its classes when this module loads (stores/kafka.ts
  * imports it, so every client of the node, its tools and its bench has them). Each is a
  * method with kafkajs's behaviour and name, so a reader can compare it with the original;
  * if a future kafkajs lays out its files differently, the node logs a warning and runs
@@ -76,6 +76,59 @@ function smallVarLong(value: unknown): value is number {
 
 const zigZag = (value: number) => (value << 1) ^ (value >> 31);
 
+/** The fields of kafkajs's protocol Decoder that its varlong reader uses. */
+export interface DecoderState {
+  buffer: Uint8Array;
+  offset: number;
+}
+
+/** kafkajs's Long (a BigInt in an object; every operation makes a new one). */
+type KafkajsLong = { value: bigint };
+const Long = requireKafkajs("kafkajs/src/utils/long.js") as {
+  fromNumber(value: number): KafkajsLong;
+  fromString(value: string): KafkajsLong;
+};
+
+/**
+ * kafkajs's Decoder.readVarLong for the varlongs of up to 4 bytes (a record's timestamp delta
+ * nearly always), in Number arithmetic: kafkajs adds each byte as a shifted BigInt, ten
+ * BigInt objects a record. Longer ones go to kafkajs's own.
+ */
+function readVarLong(
+  this: DecoderState,
+  original: (this: DecoderState) => KafkajsLong,
+): KafkajsLong {
+  const buffer = this.buffer;
+  let at = this.offset;
+  let zigZagged = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    const byte = buffer[at++]!;
+    zigZagged |= (byte & 0x7f) << shift;
+    if (byte < 0x80) {
+      this.offset = at;
+      return Long.fromNumber((zigZagged >>> 1) ^ -(zigZagged & 1));
+    }
+  }
+  return original.call(this);
+}
+
+/**
+ * kafkajs's Long.fromString, remembering the last string: a fetched batch's records each
+ * parse the batch's first offset and first timestamp again (two BigInt parses a record).
+ * Safe because a Long never changes.
+ */
+function rememberLast(original: (value: string) => KafkajsLong) {
+  let lastString: string | null = null;
+  let lastLong: KafkajsLong | null = null;
+  return function fromString(value: string): KafkajsLong {
+    if (value !== lastString) {
+      lastLong = original(value);
+      lastString = value;
+    }
+    return lastLong!;
+  };
+}
+
 /** Installs `method` as `name` on the class kafkajs exports from `path`, if it has one. */
 function install(
   path: string,
@@ -130,5 +183,23 @@ install(
       }
       return bytes;
     },
+  "static",
+);
+install(
+  "protocol/decoder.js",
+  "readVarLong",
+  (original) =>
+    function readVarLongFast(this: DecoderState) {
+      return readVarLong.call(this, original as (this: DecoderState) => KafkajsLong);
+    },
+  "prototype",
+);
+install(
+  "utils/long.js",
+  "fromString",
+  (original, LongClass) =>
+    rememberLast((value) =>
+      (original as (this: unknown, v: string) => KafkajsLong).call(LongClass, value)
+    ),
   "static",
 );

@@ -73,3 +73,22 @@ Deno.test("the writers are installed on kafkajs's own Encoder", () => {
   assert.equal(Encoder.prototype.writeVarLong.name, "writeVarLong");
   assert.notEqual(Encoder.prototype.writeVarLong.toString().indexOf("smallVarLong"), -1);
 });
+
+Deno.test("varlongs read back: short ones in Numbers, longer ones by kafkajs, as Longs", () => {
+  for (const v of longs) {
+    const bytes = reference(BigInt(v), 64n);
+    const decoder = new Decoder(Buffer.from([...bytes, 0x2a]));
+    const read = decoder.readVarLong();
+    assert.ok(Long.isLong(read));
+    assert.equal(read.toString(), String(v), `varlong ${v}`);
+    assert.equal(decoder.readInt8(), 0x2a, `after ${v}`); // read exactly its bytes
+  }
+});
+
+Deno.test("Long.fromString gives each string's value, the same string twice in a row too", () => {
+  for (const s of ["1800000000000", "1800000000000", "7", "-9223372036854775808", "7"]) {
+    assert.equal(Long.fromString(s).toString(), s);
+    assert.equal(Long.fromValue(s).add(1).toString(), String(BigInt(s) + 1n));
+  }
+  assert.throws(() => Long.fromString(""));
+});

@@ -9,11 +9,16 @@ const require = createRequire(import.meta.url);
 const Encoder = require("kafkajs/src/protocol/encoder.js");
 const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js");
 const { RecordBatch } = require("kafkajs/src/protocol/recordBatch/v0/index.js");
+const decodeRecordBatch = require("kafkajs/src/protocol/recordBatch/v0/decoder.js");
+const Decoder = require("kafkajs/src/protocol/decoder.js");
+const Long = require("kafkajs/src/utils/long.js");
 
 const writers = () => ({
   writeUVarInt: Encoder.prototype.writeUVarInt,
   writeVarLong: Encoder.prototype.writeVarLong,
   sizeOfVarLong: Encoder.sizeOfVarLong,
+  readVarLong: Decoder.prototype.readVarLong,
+  fromString: Long.fromString,
 });
 const published = writers();
 await import("./kafkajs_patches.ts"); // after the originals were taken
@@ -23,6 +28,8 @@ function use(set: ReturnType<typeof writers>) {
   Encoder.prototype.writeUVarInt = set.writeUVarInt;
   Encoder.prototype.writeVarLong = set.writeVarLong;
   Encoder.sizeOfVarLong = set.sizeOfVarLong;
+  Decoder.prototype.readVarLong = set.readVarLong;
+  Long.fromString = set.fromString;
 }
 
 // A canonical tick as the normalizer publishes it (~280 bytes).
@@ -48,12 +55,26 @@ async function encodeBatch() {
     records.push(Record({ offsetDelta: i, timestampDelta: i % 3, key, value }));
   }
   const now = Date.now();
-  await RecordBatch({ firstOffset: 0, firstTimestamp: now, maxTimestamp: now, records });
+  return await RecordBatch({
+    firstOffset: "123456789",
+    firstTimestamp: now,
+    maxTimestamp: now,
+    records,
+  });
+}
+
+// A fetched batch as the broker returns it (RecordBatch writes its first offset and length).
+use(published);
+const fetchedBuffer = (await encodeBatch()).buffer;
+
+async function decodeBatch() {
+  const { records } = await decodeRecordBatch(new Decoder(fetchedBuffer));
+  if (records.length !== 500) throw new Error(`decoded ${records.length} records`);
 }
 
 Deno.bench({
-  name: "500 records, kafkajs as published",
-  group: "record batch",
+  name: "encode 500 records, kafkajs as published",
+  group: "encode",
   baseline: true,
   async fn() {
     use(published);
@@ -61,10 +82,27 @@ Deno.bench({
   },
 });
 Deno.bench({
-  name: "500 records, with the node's varint writers",
-  group: "record batch",
+  name: "encode 500 records, with the node's fixes",
+  group: "encode",
   async fn() {
     use(fixed);
     await encodeBatch();
+  },
+});
+Deno.bench({
+  name: "decode 500 records, kafkajs as published",
+  group: "decode",
+  baseline: true,
+  async fn() {
+    use(published);
+    await decodeBatch();
+  },
+});
+Deno.bench({
+  name: "decode 500 records, with the node's fixes",
+  group: "decode",
+  async fn() {
+    use(fixed);
+    await decodeBatch();
   },
 });
