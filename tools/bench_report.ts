@@ -131,10 +131,16 @@ export function evaluateTargets(f: Figures): Target[] {
     const halfMax = t ? halfMaxRate(t) : undefined;
     const atHalfMax = halfMax !== undefined && l.targetRate >= halfMax;
     const below = halfMax === undefined ? "max not measured" : `half max ${fmtRate(halfMax)}`;
+    // The bench's producer shares the cores: where it fell short of the rate, a p99 over the
+    // line still fails the target (more traffic would not lower it), one under it proves nothing.
+    const reached = l.achievedRate >= 0.95 * l.targetRate;
+    const rate = reached
+      ? fmtRate(l.targetRate)
+      : `${fmtRate(l.achievedRate)} of ${fmtRate(l.targetRate)} asked`;
     out.push({
       target: p99Target,
-      value: `${fmtMs(l.p99Ms)} @ ${fmtRate(l.targetRate)}${atHalfMax ? "" : ` (${below})`}`,
-      met: l.p99Ms === null || !atHalfMax ? null : l.p99Ms < 100,
+      value: `${fmtMs(l.p99Ms)} @ ${rate}${atHalfMax ? "" : ` (${below})`}`,
+      met: l.p99Ms === null || !atHalfMax ? null : l.p99Ms >= 100 ? false : reached ? true : null,
     });
   } else out.push(notRun(p99Target));
   const bigTarget = "<= 1 GiB RSS, 100k instruments";

@@ -185,7 +185,12 @@ Deno.test("the replay target needs both the p99 ratio and no rebalance, and the 
 });
 
 Deno.test("the p99 target is judged only at half the max measured in the same run", () => {
-  const p99Target = (rate: number, p99Ms: number, appliedPerSecond?: number) =>
+  const p99Target = (
+    rate: number,
+    p99Ms: number,
+    appliedPerSecond?: number,
+    achieved?: number,
+  ) =>
     evaluateTargets({
       options: options(),
       errors: [],
@@ -202,7 +207,7 @@ Deno.test("the p99 target is judged only at half the max measured in the same ru
           cpuMicrosPerEvent: 17,
         },
       }),
-      latency: { ...latency(p99Ms), targetRate: rate },
+      latency: { ...latency(p99Ms), targetRate: rate, achievedRate: achieved ?? rate },
     }).find((t) => t.target.startsWith("p99"))!;
   const atHalf = p99Target(50_000, 80, 100_000);
   assert.deepEqual([atHalf.value, atHalf.met], ["80.0 ms @ 50,000/s", true]);
@@ -213,6 +218,17 @@ Deno.test("the p99 target is judged only at half the max measured in the same ru
   assert.deepEqual([below.value, below.met], ["40.0 ms @ 20,000/s (half max 50,000/s)", null]);
   const noMax = p99Target(20_000, 40);
   assert.deepEqual([noMax.value, noMax.met], ["40.0 ms @ 20,000/s (max not measured)", null]);
+  // The producer fell short of the rate: a p99 over the line fails, one under it is not judged.
+  const shortSlow = p99Target(50_000, 120, 100_000, 40_000);
+  assert.deepEqual(
+    [shortSlow.value, shortSlow.met],
+    ["120.0 ms @ 40,000/s of 50,000/s asked", false],
+  );
+  const shortFast = p99Target(50_000, 80, 100_000, 40_000);
+  assert.deepEqual([shortFast.value, shortFast.met], [
+    "80.0 ms @ 40,000/s of 50,000/s asked",
+    null,
+  ]);
 });
 
 Deno.test("the plain consumer's rate is the mean of its runs before and after the node", () => {
