@@ -1,9 +1,12 @@
 /**
  * Fixes to kafkajs 2.2.4, installed on its classes when this module loads (stores/kafka.ts
- * imports it, so every client of the node, its tools and its bench has them). Each is a
- * method with kafkajs's behaviour and name, so a reader can compare it with the original;
- * if a future kafkajs lays out its files differently, the node logs a warning and runs
- * unpatched.
+ * imports it, so every client of the node, its tools and its bench has them):
+ *  - its request queue's idle timer loop, stopped;
+ *  - its varint and varlong writers, writing into the encoder's buffer;
+ *  - its varlong reader and its Long parser, without BigInt work per record.
+ * Each keeps kafkajs's behaviour (the bytes, the values) and its name, so a reader can compare
+ * it with the original; if a future kafkajs lays out its files differently, the node logs a
+ * warning and runs unpatched.
  */
 import { createRequire } from "node:module";
 import { createLogger } from "../observability/logger.ts";

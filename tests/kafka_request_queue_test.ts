@@ -1,4 +1,4 @@
-/** The fix of kafkajs's idle request-queue loop (stores/kafkajs_patches.ts), on real connections. */
+/** The fix of kafkajs's idle request-queue loop (stores/kafkajs_patches.ts), on real sockets. */
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { createKafka } from "../stores/kafka.ts";
