@@ -11,7 +11,6 @@
  * pauses consumption and rebuilds its partitions from their stored state.
  */
 import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
-import { Partitioners } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import type { ActorKind, KindAdapter } from "../actors/actor_kinds.ts";
 import { type ActorKindDefinition, kindSettings } from "../actors/kinds/kind.ts";
@@ -34,6 +33,7 @@ import {
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
+import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export interface ActorConsumerDeps {
   config: Config;
@@ -141,7 +141,7 @@ export class ActorConsumer {
       retry: { retries: 10 },
     });
     this.#producer = deps.kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: KeyHashPartitioner,
       idempotent: false,
       maxInFlightRequests: 5,
     });

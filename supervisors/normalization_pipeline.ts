@@ -8,7 +8,7 @@
  * offsets is the caller's.
  */
 import { ClickHouseError } from "@clickhouse/client";
-import { type Kafka, Partitioners, type Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import { normalizeCurvePoint } from "../actors/normalize_curve_point.ts";
 import type { Rejection } from "../actors/normalize_result.ts";
 import { normalizeTick } from "../actors/normalize_tick.ts";
@@ -20,6 +20,7 @@ import { countSinkFailure } from "../observability/metrics.ts";
 import { type ClickHouseClient, insertRows, partitionBlocks } from "../stores/clickhouse.ts";
 import { type OutgoingMessage, sendChunked, type Topics } from "../stores/kafka.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
+import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export const NORMALIZE_STAGE = "normalize";
 
@@ -134,7 +135,7 @@ export function dlqEnvelope(
 /** A producer for Silver and DLQ topics: Java-compatible murmur2 partitioning by key. */
 export function createNormalizedProducer(kafka: Kafka): Producer {
   return kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: KeyHashPartitioner,
     allowAutoTopicCreation: false,
   });
 }

@@ -6,7 +6,6 @@
  * from the thread that owns the partitions, which swaps the rebuilt keys in.
  */
 /// <reference lib="deno.worker" />
-import { Partitioners } from "kafkajs";
 import type { ActorOutputs } from "../actors/actor_kinds.ts";
 import type { Config } from "../config/config.ts";
 import { metrics, type Sink } from "../observability/metrics.ts";
@@ -15,6 +14,7 @@ import { createKafka, topicNames } from "../stores/kafka.ts";
 import { writeOutputs } from "./flush_path.ts";
 import type { ReplayProgress } from "./replay_spec.ts";
 import { rebuildFromLog, type RebuildRequest, type RebuildResult } from "./replay_rebuild.ts";
+import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export type ToRebuildWorker =
   | { type: "start"; config: Config; clientId: string; request: RebuildRequest }
@@ -55,7 +55,7 @@ async function run(config: Config, clientId: string, request: RebuildRequest): P
   const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, clientId);
   // As the actor stage's producer: bars keyed by instrument land where its own do.
   const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: KeyHashPartitioner,
     idempotent: false,
     maxInFlightRequests: 5,
   });

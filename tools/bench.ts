@@ -21,7 +21,7 @@
  * Prints a table, the issue's targets and whether each is met, and one `BENCH_JSON {...}`
  * line for machines. Everything it created is removed unless --keep.
  */
-import { type Kafka, Partitioners } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import { isControlRecord } from "../messages/watermark.ts";
 import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { createRedis } from "../stores/redis.ts";
@@ -66,6 +66,7 @@ import {
   waitReady,
   watchNode,
 } from "./bench_support.ts";
+import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const DEFAULT_PEER_DIR = new URL("../../shared/bench-peer", import.meta.url).pathname;
@@ -390,7 +391,7 @@ async function run(o: BenchOptions): Promise<Figures> {
   const peerTopicsCreated: string[] = [];
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `bench-${env.id}`);
   const admin = kafka.admin();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({ createPartitioner: KeyHashPartitioner });
   const nodes: BenchNode[] = [];
   let interrupted = false;
   const onSignal = () => {
