@@ -87,32 +87,30 @@ export interface DecoderState {
 
 /** kafkajs's Long (a BigInt in an object; every operation makes a new one). */
 type KafkajsLong = { value: bigint };
-const Long = requireKafkajs("kafkajs/src/utils/long.js") as {
-  fromNumber(value: number): KafkajsLong;
-  fromString(value: string): KafkajsLong;
-};
 
 /**
  * kafkajs's Decoder.readVarLong for the varlongs of up to 4 bytes (a record's timestamp delta
  * nearly always), in Number arithmetic: kafkajs adds each byte as a shifted BigInt, ten
  * BigInt objects a record. Longer ones go to kafkajs's own.
  */
-function readVarLong(
-  this: DecoderState,
+function readShortVarLongs(
   original: (this: DecoderState) => KafkajsLong,
-): KafkajsLong {
-  const buffer = this.buffer;
-  let at = this.offset;
-  let zigZagged = 0;
-  for (let shift = 0; shift < 28; shift += 7) {
-    const byte = buffer[at++]!;
-    zigZagged |= (byte & 0x7f) << shift;
-    if (byte < 0x80) {
-      this.offset = at;
-      return Long.fromNumber((zigZagged >>> 1) ^ -(zigZagged & 1));
+  fromNumber: (value: number) => KafkajsLong,
+) {
+  return function readVarLong(this: DecoderState): KafkajsLong {
+    const buffer = this.buffer;
+    let at = this.offset;
+    let zigZagged = 0;
+    for (let shift = 0; shift < 28; shift += 7) {
+      const byte = buffer[at++]!;
+      zigZagged |= (byte & 0x7f) << shift;
+      if (byte < 0x80) {
+        this.offset = at;
+        return fromNumber((zigZagged >>> 1) ^ -(zigZagged & 1));
+      }
     }
-  }
-  return original.call(this);
+    return original.call(this);
+  };
 }
 
 /**
@@ -132,26 +130,38 @@ function rememberLast(original: (value: string) => KafkajsLong) {
   };
 }
 
-/** Installs `method` as `name` on the class kafkajs exports from `path`, if it has one. */
+/** What kafkajs exports from `path`, or undefined (another kafkajs layout). */
+function kafkajsExport(path: string) {
+  try {
+    return requireKafkajs(`kafkajs/src/${path}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Installs what `patch` makes of kafkajs's method `name` on the class exported from `path`;
+ * warns instead when kafkajs has no such method, or `patch` returns null (what it needs is
+ * missing).
+ */
 function install(
   path: string,
   name: string,
-  patch: (original: (...args: never[]) => unknown, target: Record<string, unknown>) => unknown,
+  patch: (
+    original: (...args: never[]) => unknown,
+    target: Record<string, unknown>,
+  ) => unknown | null,
   where: "prototype" | "static",
 ): void {
-  let exported;
-  try {
-    exported = requireKafkajs(`kafkajs/src/${path}`);
-  } catch {
-    // another kafkajs layout: said below
-  }
+  const exported = kafkajsExport(path);
   const target = where === "prototype" ? exported?.prototype : exported;
   const original = target?.[name];
-  if (typeof original !== "function") {
+  const patched = typeof original === "function" ? patch(original, target) : null;
+  if (patched === null) {
     log.warn("kafkajs has changed: one of the node's fixes to it is not installed", { path, name });
     return;
   }
-  target[name] = patch(original, target);
+  target[name] = patched;
 }
 
 install(
@@ -191,10 +201,14 @@ install(
 install(
   "protocol/decoder.js",
   "readVarLong",
-  (original) =>
-    function readVarLongFast(this: DecoderState) {
-      return readVarLong.call(this, original as (this: DecoderState) => KafkajsLong);
-    },
+  (original) => {
+    const Long = kafkajsExport("utils/long.js");
+    if (typeof Long?.fromNumber !== "function") return null;
+    return readShortVarLongs(
+      original as (this: DecoderState) => KafkajsLong,
+      (value) => Long.fromNumber(value),
+    );
+  },
   "prototype",
 );
 install(
