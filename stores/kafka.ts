@@ -1,7 +1,15 @@
 /** Kafka client factory, the topic names of CONTRACT.md, and topic creation. */
-import { type Admin, Kafka, type LogEntry, logLevel, type Producer } from "kafkajs";
+import {
+  type Admin,
+  Kafka,
+  type LogEntry,
+  logLevel,
+  type Producer,
+  type ProducerConfig,
+} from "kafkajs";
 import { createLogger } from "../observability/logger.ts";
 import "./kafkajs_patches.ts";
+import { KeyHashPartitioner } from "./kafka_partitioner.ts";
 
 export interface Topics {
   bronzeTicks: string;
@@ -45,6 +53,17 @@ export function createKafka(bootstrap: string, clientId: string): Kafka {
       else kafkaLog.warn(message, fields);
     },
   });
+}
+
+/**
+ * A producer of the node, its tools or its bench: keys go to the partitions Kafka's default
+ * partitioner picks (murmur2), hashed by KeyHashPartitioner.
+ */
+export function createProducer(
+  kafka: Kafka,
+  options: Omit<ProducerConfig, "createPartitioner"> = {},
+): Producer {
+  return kafka.producer({ ...options, createPartitioner: KeyHashPartitioner });
 }
 
 /** Creates every topic of CONTRACT.md that is missing. */

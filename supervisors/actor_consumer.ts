@@ -21,7 +21,7 @@ import { metrics } from "../observability/metrics.ts";
 import { withSpan } from "../observability/tracing.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
 import type { ClickHouseClient } from "../stores/clickhouse.ts";
-import { topicNames } from "../stores/kafka.ts";
+import { createProducer, topicNames } from "../stores/kafka.ts";
 import { type FlushSinks, runFlush } from "./flush_path.ts";
 import { RefreshSchedule, schedulePhase } from "./flush_schedule.ts";
 import {
@@ -33,7 +33,6 @@ import {
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
-import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export interface ActorConsumerDeps {
   config: Config;
@@ -140,8 +139,7 @@ export class ActorConsumer {
       maxBytesPerPartition: 2 * 1024 * 1024,
       retry: { retries: 10 },
     });
-    this.#producer = deps.kafka.producer({
-      createPartitioner: KeyHashPartitioner,
+    this.#producer = createProducer(deps.kafka, {
       idempotent: false,
       maxInFlightRequests: 5,
     });

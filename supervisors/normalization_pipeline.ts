@@ -18,9 +18,8 @@ import type { NormalizedCurvePoint } from "../messages/normalized_curve_point.ts
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { countSinkFailure } from "../observability/metrics.ts";
 import { type ClickHouseClient, insertRows, partitionBlocks } from "../stores/clickhouse.ts";
-import { type OutgoingMessage, sendChunked, type Topics } from "../stores/kafka.ts";
+import { createProducer, type OutgoingMessage, sendChunked, type Topics } from "../stores/kafka.ts";
 import { sqlIdentifier } from "../stores/sql.ts";
-import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export const NORMALIZE_STAGE = "normalize";
 
@@ -134,10 +133,7 @@ export function dlqEnvelope(
 
 /** A producer for Silver and DLQ topics: Java-compatible murmur2 partitioning by key. */
 export function createNormalizedProducer(kafka: Kafka): Producer {
-  return kafka.producer({
-    createPartitioner: KeyHashPartitioner,
-    allowAutoTopicCreation: false,
-  });
+  return createProducer(kafka, { allowAutoTopicCreation: false });
 }
 
 export interface PublishSinks {

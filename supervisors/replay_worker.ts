@@ -10,11 +10,10 @@ import type { ActorOutputs } from "../actors/actor_kinds.ts";
 import type { Config } from "../config/config.ts";
 import { metrics, type Sink } from "../observability/metrics.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
-import { createKafka, topicNames } from "../stores/kafka.ts";
+import { createKafka, createProducer, topicNames } from "../stores/kafka.ts";
 import { writeOutputs } from "./flush_path.ts";
 import type { ReplayProgress } from "./replay_spec.ts";
 import { rebuildFromLog, type RebuildRequest, type RebuildResult } from "./replay_rebuild.ts";
-import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 export type ToRebuildWorker =
   | { type: "start"; config: Config; clientId: string; request: RebuildRequest }
@@ -54,8 +53,7 @@ async function reportSinkFailures(): Promise<void> {
 async function run(config: Config, clientId: string, request: RebuildRequest): Promise<void> {
   const kafka = createKafka(config.DATA_PROC_KAFKA_BOOTSTRAP, clientId);
   // As the actor stage's producer: bars keyed by instrument land where its own do.
-  const producer = kafka.producer({
-    createPartitioner: KeyHashPartitioner,
+  const producer = createProducer(kafka, {
     idempotent: false,
     maxInFlightRequests: 5,
   });

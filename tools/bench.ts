@@ -23,7 +23,7 @@
  */
 import type { Kafka } from "kafkajs";
 import { isControlRecord } from "../messages/watermark.ts";
-import { createKafka, ensureTopics, topicNames } from "../stores/kafka.ts";
+import { createKafka, createProducer, ensureTopics, topicNames } from "../stores/kafka.ts";
 import { createRedis } from "../stores/redis.ts";
 import { seededRandom } from "../tests/expected.ts";
 import { freshEnv, type TestEnv } from "../tests/support.ts";
@@ -66,7 +66,6 @@ import {
   waitReady,
   watchNode,
 } from "./bench_support.ts";
-import { KeyHashPartitioner } from "../stores/kafka_partitioner.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const DEFAULT_PEER_DIR = new URL("../../shared/bench-peer", import.meta.url).pathname;
@@ -391,7 +390,7 @@ async function run(o: BenchOptions): Promise<Figures> {
   const peerTopicsCreated: string[] = [];
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `bench-${env.id}`);
   const admin = kafka.admin();
-  const producer = kafka.producer({ createPartitioner: KeyHashPartitioner });
+  const producer = createProducer(kafka);
   const nodes: BenchNode[] = [];
   let interrupted = false;
   const onSignal = () => {
