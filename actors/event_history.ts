@@ -32,10 +32,6 @@ export class EventHistory {
     }
   }
 
-  get length(): number {
-    return this.#objects?.length ?? this.#length;
-  }
-
   push(summary: Summary): void {
     if (this.capacity === 0) return;
     if (this.#objects === null && this.#fields === null) this.#layOut(summary);
@@ -79,11 +75,6 @@ export class EventHistory {
       out[k] = entry;
     }
     return out;
-  }
-
-  /** Stored and shown as the array of summaries. */
-  toJSON(): Summary[] {
-    return this.toArray();
   }
 
   clear(): void {
