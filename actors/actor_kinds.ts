@@ -51,6 +51,10 @@ export interface KindAdapter<T> {
   kind: ActorKind;
   /** Creates a fresh machine actor or restores one from a persisted snapshot. */
   spawn(key: string, persisted?: unknown, versionBase?: number): AnyActorRef;
+  /** Stops an actor it spawned (once), releasing it. */
+  stop(actor: AnyActorRef): void;
+  /** Actors spawned and not yet stopped (each live KeyActor holds one). */
+  machines(): number;
   /** Sends a batch; returns indexes of rejected events with reasons. */
   apply(actor: AnyActorRef, events: readonly KeyedEvent<T>[]): ActorRejection[];
   /** Takes the actor's changes since the last flush and turns them into sink writes. */

@@ -59,14 +59,15 @@ export class KeyActor<T> {
     this.key = key;
     this.partition = partition;
     this.#keepUnflushed = options.keepUnflushed ?? false;
-    this.#machine = adapter.spawn(key, options.persisted?.machine, options.versionBase);
-    // A throwing machine is reported through its snapshot status (see drain); this observer
-    // keeps XState from rethrowing the same error globally.
-    this.#machine.subscribe({ error: () => {} });
     this.#appliedOffset = options.persisted?.offset ?? -1;
     this.#history = new EventHistory(options.historySize, options.persisted?.history);
     this.restarts = options.persisted?.restarts ?? 0;
     this.lastActiveMs = options.nowMs;
+    // Last: once spawned, the machine lives in its adapter's system until stop().
+    this.#machine = adapter.spawn(key, options.persisted?.machine, options.versionBase);
+    // A throwing machine is reported through its snapshot status (see drain); this observer
+    // keeps XState from rethrowing the same error globally.
+    this.#machine.subscribe({ error: () => {} });
   }
 
   get kind(): ActorKind {
@@ -204,8 +205,9 @@ export class KeyActor<T> {
   }
 
   stop(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
-    this.#machine.stop();
+    this.#adapter.stop(this.#machine);
   }
 
   get stopped(): boolean {

@@ -52,7 +52,7 @@ Deno.test("a quick restore gives the machine XState's own restore gives, and it 
   adapter.apply(original, events(0, 8)); // closed and open bars, dedup ids, the latest price
   adapter.collect(original, ID);
   const stored = json(persistedSnapshot(original));
-  original.stop();
+  adapter.stop(original);
   const input = { instrumentId: ID, params: PARAMS };
   const quick = createActor(withQuickRestore(instrumentMachine), { input, snapshot: json(stored) });
   const xstate = createActor(instrumentMachine, { input, snapshot: json(stored) });

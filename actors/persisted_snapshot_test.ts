@@ -24,8 +24,8 @@ Deno.test("the persisted snapshot is XState's own, without its walk of the conte
     JSON.parse(JSON.stringify(restored.getSnapshot().context)),
     JSON.parse(JSON.stringify(actor.getSnapshot().context)),
   );
-  actor.stop();
-  restored.stop();
+  adapter.stop(actor);
+  adapter.stop(restored);
 });
 
 Deno.test("a curve machine's persisted snapshot is XState's own too", () => {
@@ -51,5 +51,5 @@ Deno.test("a curve machine's persisted snapshot is XState's own too", () => {
     JSON.parse(JSON.stringify(persistedSnapshot(actor))),
     JSON.parse(JSON.stringify(actor.getPersistedSnapshot())),
   );
-  actor.stop();
+  adapter.stop(actor);
 });

@@ -567,6 +567,7 @@ export class PartitionSupervisor<T> {
     now: number,
     versionBase?: number,
   ): KeyActor<T> {
+    this.#actors.get(key)?.stop(); // (a rebuild in #recover replaces the key's last attempt)
     const actor = new KeyActor(this.#o.adapter, key, this.partition, {
       historySize: this.#o.historySize,
       nowMs: now,
@@ -647,8 +648,7 @@ export class PartitionSupervisor<T> {
       }
     }
     // Rebuild once more from the events that applied cleanly: the actor left in the map
-    // by the last attempt may be a stopped, crashed one.
-    this.#actors.get(key)?.stop();
+    // by the last attempt may be a crashed one.
     const actor = this.#spawn(key, structuredClone(stored), now);
     actor.restarts = restarts;
     for (const e of [...replayLog, ...accepted]) actor.enqueue(e);

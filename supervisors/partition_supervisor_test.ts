@@ -121,7 +121,12 @@ Deno.test({
     const prefix = `t${uniqueId()}:`;
     try {
       const store = new ActorStore(redis, redisKeys(prefix, "g"));
-      const p = fragileSupervisor(store, { poisonRetries: 2, watchedKeys: new Set(["A"]) });
+      const adapter = fragileAdapter();
+      const p = fragileSupervisor(store, {
+        adapter,
+        poisonRetries: 2,
+        watchedKeys: new Set(["A"]),
+      });
       await p.handle([message(0, "A", "a0", 10), message(1, "B", "b1", 20)]);
       await p.handle([
         message(2, "A", "a2", 11),
@@ -146,7 +151,10 @@ Deno.test({
       assert.equal(bar.count, 3); // a0, a2, a5: rebuilt exactly, the poison event left out
       assert.equal(p.actor("A")!.restarts, 1);
       assert.equal(plan.commitOffset, 6);
+      // Every attempt's machine was stopped: none is left behind in the adapter's system.
+      assert.equal(adapter.machines(), 2);
       await p.stop();
+      assert.equal(adapter.machines(), 0);
     } finally {
       await redis.quit();
     }

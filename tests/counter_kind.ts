@@ -73,6 +73,7 @@ function counterAdapter(): KindAdapter<CountEvent> {
     actor.getSnapshot().context as CounterContext;
   // Emitted within `send`: the slot holds what the last COLLECT emitted.
   let changed: { count: number; version: number } | null = null;
+  let live = 0;
   return {
     kind: "counter",
     spawn(_key, persisted, versionBase) {
@@ -81,6 +82,7 @@ function counterAdapter(): KindAdapter<CountEvent> {
         ...(persisted ? { snapshot: persisted as never } : {}),
       });
       actor.on("changed", (e) => changed = e);
+      live++;
       return actor.start();
     },
     apply(actor, events) {
@@ -107,6 +109,11 @@ function counterAdapter(): KindAdapter<CountEvent> {
       });
       return out;
     },
+    stop(actor) {
+      live--;
+      actor.stop();
+    },
+    machines: () => live,
     nextCloseAt: () => null,
     windowClosed: () => false,
     advance: () => {},

@@ -5,10 +5,11 @@
  * within `send`: the points of a batch it rejected, and on COLLECT the changes since the
  * last collect (which it then forgets).
  */
-import { assertEvent, createActor, enqueueActions, setup } from "xstate";
+import { assertEvent, enqueueActions, setup } from "xstate";
 import type { NormalizedCurvePoint } from "../../../messages/normalized_curve_point.ts";
 import type { CurveSnapshot } from "../../../messages/projections.ts";
 import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
+import { MachineHost } from "../../machine_host.ts";
 import { withQuickRestore } from "../../machine_restore.ts";
 import {
   applyPoints,
@@ -89,6 +90,7 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
   let rejections = NONE;
   let changes: Changes | null = null;
   const restorable = withQuickRestore(curveMachine);
+  const host = new MachineHost();
   const onEmitted = (emitted: CurveEmitted) => {
     if (emitted.type === "rejected") rejections = emitted.rejections;
     else changes = emitted;
@@ -97,11 +99,17 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
     kind: "curve",
     spawn(key, persisted, versionBase) {
       const input = { curveId: key, versionBase: versionBase ?? 0 };
-      const actor = persisted === undefined
-        ? createActor(restorable, { input })
-        : createActor(restorable, { input, snapshot: persisted as never });
-      actor.on("*", onEmitted);
-      return actor.start();
+      return host.start(
+        restorable,
+        persisted === undefined ? { input } : { input, snapshot: persisted as never },
+        (actor) => actor.on("*", onEmitted),
+      );
+    },
+    stop(actor) {
+      host.stop(actor);
+    },
+    machines() {
+      return host.live;
     },
     apply(actor, events) {
       // Points of an as_of older than the dates the actor keeps: stale_as_of in the DLQ.

@@ -751,5 +751,5 @@ Deno.test("the curve adapter reports stale_as_of points by batch index and write
   ]);
   assert.deepEqual(out.projections, []); // an older as_of: ClickHouse only
   assert.equal(adapter.maxVersion(actor), DEFAULT_KEEP_AS_OFS + 2);
-  actor.stop();
+  adapter.stop(actor);
 });

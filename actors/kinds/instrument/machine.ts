@@ -10,11 +10,12 @@
  * within `send`: the events of a batch it rejected, and on COLLECT the changes since the
  * last collect (which it then forgets).
  */
-import { assertEvent, createActor, enqueueActions, setup } from "xstate";
+import { assertEvent, enqueueActions, setup } from "xstate";
 import type { Bar } from "../../../messages/bar.ts";
 import type { NormalizedTick } from "../../../messages/normalized_tick.ts";
 import type { LatestPrice } from "../../../messages/projections.ts";
 import { emptyOutputs, type KindAdapter, publishLatest, secondsOf } from "../../actor_kinds.ts";
+import { MachineHost } from "../../machine_host.ts";
 import { withQuickRestore } from "../../machine_restore.ts";
 import type { EventClock } from "../../event_clock.ts";
 import {
@@ -156,6 +157,7 @@ export function instrumentAdapter(
   let rejections = NONE;
   let changes: Changes | null = null;
   const restorable = withQuickRestore(machine);
+  const host = new MachineHost();
   const onEmitted = (emitted: InstrumentEmitted) => {
     if (emitted.type === "rejected") rejections = emitted.rejections;
     else changes = emitted;
@@ -164,11 +166,17 @@ export function instrumentAdapter(
     kind: "instrument",
     spawn(key, persisted, versionBase) {
       const input = { instrumentId: key, params, versionBase: versionBase ?? 0 };
-      const actor = persisted === undefined
-        ? createActor(restorable, { input })
-        : createActor(restorable, { input, snapshot: persisted as never });
-      actor.on("*", onEmitted);
-      return actor.start();
+      return host.start(
+        restorable,
+        persisted === undefined ? { input } : { input, snapshot: persisted as never },
+        (actor) => actor.on("*", onEmitted),
+      );
+    },
+    stop(actor) {
+      host.stop(actor);
+    },
+    machines() {
+      return host.live;
     },
     apply(actor, events) {
       rejections = NONE;
