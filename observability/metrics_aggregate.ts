@@ -19,8 +19,12 @@ export async function aggregatedMetrics(threads: MetricsJson[]): Promise<string>
   for (const metrics of threads) {
     for (const metric of metrics as { name: string; aggregator: string }[]) {
       if (sharedValue(metric.name)) metric.aggregator = "first";
-      // The slowest thread's loop is the one that delays its partitions.
-      else if (metric.name.startsWith("nodejs_eventloop_lag")) metric.aggregator = "max";
+      // The slowest thread's loop is the one that delays its partitions; the fullest heap is
+      // the one that runs out first.
+      else if (
+        metric.name.startsWith("nodejs_eventloop_lag") ||
+        metric.name === "data_processing_heap_used_ratio"
+      ) metric.aggregator = "max";
     }
   }
   return await client.AggregatorRegistry.aggregate(threads as never).metrics();

@@ -5,8 +5,10 @@
  * prom-client's default collectors work under Deno: `process_*` read /proc (with
  * --allow-read; without it they report 0 rather than throw), `nodejs_eventloop_lag_*` use
  * Deno's perf_hooks, `nodejs_heap_*` its v8 module. `nodejs_gc_duration_seconds` stays
- * empty (Deno reports no GC entries).
+ * empty (Deno reports no GC entries). `data_processing_heap_*` compare each thread's V8 heap
+ * with its limit (`--max-old-space-size` in the start task, deno.json).
  */
+import v8 from "node:v8";
 import client from "prom-client";
 import { metrics, registry } from "./metrics.ts";
 
@@ -36,6 +38,23 @@ export function registerRuntimeMetrics(build: BuildInfo = readBuildInfo()): void
   // on /metrics by type in nodejs_active_handles, _requests and _resources.
   for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(name);
   metrics.buildInfo.set({ version: build.version, commit: build.commit, deno: build.deno }, 1);
+  new client.Gauge({
+    name: "data_processing_heap_limit_bytes",
+    help: "V8's heap size limit of each thread, added up over the node's threads",
+    registers: [registry],
+    collect() {
+      this.set(v8.getHeapStatistics().heap_size_limit);
+    },
+  });
+  new client.Gauge({
+    name: "data_processing_heap_used_ratio",
+    help: "V8 heap used over its limit, in the fullest of the node's threads (garbage included)",
+    registers: [registry],
+    collect() {
+      const heap = v8.getHeapStatistics();
+      this.set(heap.used_heap_size / heap.heap_size_limit);
+    },
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import type { HandoffResult } from "./bench_handoff.ts";
 import type { PeerResult } from "./bench_peer.ts";
 import type { ReplayResult } from "./bench_replay.ts";
 import { fmtMiB, fmtMicros, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
+import { startTaskV8Flags } from "./start_flags.ts";
 
 export type { LatencyResult };
 
@@ -350,6 +351,8 @@ export function report(f: Figures): void {
   console.log(
     `Bench: ${o.events} events over ${o.instruments} instruments, skew ${o.skew}, ${o.partitions} partitions, ${o.workers} node thread(s)`,
   );
+  // What the node runs with: the start task's V8 flags, then --node-flags (the last wins).
+  console.log(`  node flags: ${[...startTaskV8Flags(), ...o.nodeFlags].join(" ") || "none"}`);
   for (const [k, v] of table) console.log(`  ${k.padEnd(width)}  ${v}`);
   if (f.latency) {
     console.log(

@@ -6,6 +6,7 @@
 import { type Admin, ConfigResourceTypes, type Producer } from "kafkajs";
 import { sleep } from "../timing/sleep.ts";
 import { producePaced, type TickStream } from "./bench_events.ts";
+import { startTaskV8Flags } from "./start_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 export const GIB = 1024 * 1024 * 1024;
@@ -34,7 +35,8 @@ export function spawnBenchNode(
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...nodeFlags, MAIN],
+    // The start task's V8 flags first: --node-flags given later override them.
+    args: ["run", "-A", ...startTaskV8Flags(), ...nodeFlags, MAIN],
     env: { ...env, DATA_PROC_HTTP_PORT: String(port) },
     stdin: "null",
     stdout: "null",

@@ -268,11 +268,12 @@ export function buildDashboard() {
     ))
     .withPanel(panel(
       "Runtime memory",
-      "Resident memory and V8 heap of each node.",
+      "Resident memory and V8 heap of each node, and the heap's limit (all its threads).",
       "bytes",
       [
         query(`process_resident_memory_bytes{${JOB}}`, "rss {{instance}}"),
         query(`nodejs_heap_size_used_bytes{${JOB}}`, "heap used {{instance}}"),
+        query(`data_processing_heap_limit_bytes{${JOB}}`, "heap limit {{instance}}"),
       ],
     ))
     .withPanel(panel(
