@@ -24,7 +24,7 @@ import {
   type LagMonitorOptions,
   startLagMonitor,
 } from "../observability/lag_monitor.ts";
-import { registerRuntimeMetrics } from "../observability/runtime_metrics.ts";
+import { heapLimitBytes, registerRuntimeMetrics } from "../observability/runtime_metrics.ts";
 import { HotKeys } from "../observability/hot_keys.ts";
 import { registry, setStoredActorsSource } from "../observability/metrics.ts";
 import { aggregatedMetrics } from "../observability/metrics_aggregate.ts";
@@ -48,6 +48,9 @@ import { NodeRegistry } from "../supervisors/node_registry.ts";
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
 import { WorkerPool } from "./worker_pool.ts";
+
+/** The most heap one live actor holds (an instrument with its history: 3-8 KB). */
+const ACTOR_HEAP_BYTES = 8 * 1024;
 
 export interface RunningNode {
   nodeId: string;
@@ -133,6 +136,16 @@ export function startNode(
   const threads = options.worker ? 1 : config.DATA_PROC_WORKERS;
   // DATA_PROC_MAX_LIVE_ACTORS caps the node: each of its threads keeps its share.
   const liveActorsShare = Math.max(1, Math.floor(config.DATA_PROC_MAX_LIVE_ACTORS / threads));
+  // A live actor holds 3-8 KB of heap (docs/benchmarks.md): a thread whose share could fill
+  // half its heap would run out of it under load, and V8 ends the process when it does.
+  if (!options.worker && liveActorsShare * ACTOR_HEAP_BYTES > heapLimitBytes() / 2) {
+    logger.warn("DATA_PROC_MAX_LIVE_ACTORS may not fit in the V8 heap", {
+      live_actors_per_thread: liveActorsShare,
+      heap_limit_mib: Math.round(heapLimitBytes() / 2 ** 20),
+      hint:
+        "lower DATA_PROC_MAX_LIVE_ACTORS, raise DATA_PROC_WORKERS, or raise --max-old-space-size (deploy/k8s/README.md)",
+    });
+  }
   // Started once this thread's startup (migrations, topics) is done.
   const workers = threads > 1
     ? new WorkerPool({

@@ -43,7 +43,7 @@ export function registerRuntimeMetrics(build: BuildInfo = readBuildInfo()): void
     help: "V8's heap size limit of each thread, added up over the node's threads",
     registers: [registry],
     collect() {
-      this.set(v8.getHeapStatistics().heap_size_limit);
+      this.set(heapLimitBytes());
     },
   });
   new client.Gauge({
@@ -55,6 +55,11 @@ export function registerRuntimeMetrics(build: BuildInfo = readBuildInfo()): void
       this.set(heap.used_heap_size / heap.heap_size_limit);
     },
   });
+}
+
+/** This thread's V8 heap limit (old space, from --max-old-space-size, plus young generation). */
+export function heapLimitBytes(): number {
+  return v8.getHeapStatistics().heap_size_limit;
 }
 
 /**

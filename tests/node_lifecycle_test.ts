@@ -28,6 +28,7 @@ Deno.test({
       assert.equal(ready.status, "ready");
       assert.equal(await node.kill("SIGTERM"), 0);
       assert.match(node.log(), /"msg":"stopped"/);
+      assert.doesNotMatch(node.log(), /may not fit in the V8 heap/);
     } finally {
       await node.kill("SIGKILL");
       await env.cleanup();
@@ -77,6 +78,34 @@ Deno.test({
       const body = await res.json();
       assert.equal(res.status, 503);
       assert.ok(body.failing.includes("kafka"), JSON.stringify(body));
+      assert.equal(await node.kill("SIGTERM"), 0);
+    } finally {
+      await node.kill("SIGKILL");
+      await env.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "a node warns at start when its live-actor cap could fill half a thread's V8 heap",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const env = await freshEnv();
+    // 200k actors of up to 8 KB on one thread: 1.6 GB, against the start task's ~1.1 GiB.
+    const node = await spawnNode({
+      ...env.env,
+      DATA_PROC_WORKERS: "1",
+      DATA_PROC_MAX_LIVE_ACTORS: "200000",
+    });
+    try {
+      await waitReady(node); // a warning, not a refusal: the node runs
+      const line = node.log().split("\n").find((l) => l.includes("may not fit in the V8 heap"));
+      assert.ok(line, node.log());
+      const warning = JSON.parse(line);
+      assert.equal(warning.level, "warn");
+      assert.equal(warning.live_actors_per_thread, 200000);
+      assert.ok(warning.heap_limit_mib >= 1024 && warning.heap_limit_mib < 1280, line);
       assert.equal(await node.kill("SIGTERM"), 0);
     } finally {
       await node.kill("SIGKILL");
