@@ -17,6 +17,7 @@ import {
   type AnyActorRef,
   createActor,
   fromTransition,
+  type InputFrom,
 } from "xstate";
 
 const STOP = "host.stop";
@@ -50,6 +51,22 @@ export class MachineHost {
     }
     this.#live++;
     return actor;
+  }
+
+  /**
+   * Starts a machine fresh from `input`, or restored from `persisted` when given, with
+   * `onEmitted` listening to everything it emits (how each kind's adapter spawns its actors).
+   */
+  startMachine<L extends AnyActorLogic, Emitted>(
+    logic: L,
+    input: InputFrom<L>,
+    persisted: unknown,
+    onEmitted: (emitted: Emitted) => void,
+  ): AnyActorRef {
+    const options: ActorOptions<L> = persisted === undefined
+      ? { input }
+      : { input, snapshot: persisted as never };
+    return this.start(logic, options, (actor) => actor.on("*", onEmitted));
   }
 
   /** Stops an actor this host created (once), releasing it from the system. */

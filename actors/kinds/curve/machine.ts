@@ -99,18 +99,10 @@ export function curveAdapter(): KindAdapter<NormalizedCurvePoint> {
     kind: "curve",
     spawn(key, persisted, versionBase) {
       const input = { curveId: key, versionBase: versionBase ?? 0 };
-      return host.start(
-        restorable,
-        persisted === undefined ? { input } : { input, snapshot: persisted as never },
-        (actor) => actor.on("*", onEmitted),
-      );
+      return host.startMachine(restorable, input, persisted, onEmitted);
     },
-    stop(actor) {
-      host.stop(actor);
-    },
-    machines() {
-      return host.live;
-    },
+    stop: (actor) => host.stop(actor),
+    machines: () => host.live,
     apply(actor, events) {
       // Points of an as_of older than the dates the actor keeps: stale_as_of in the DLQ.
       rejections = NONE;

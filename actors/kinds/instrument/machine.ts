@@ -166,18 +166,10 @@ export function instrumentAdapter(
     kind: "instrument",
     spawn(key, persisted, versionBase) {
       const input = { instrumentId: key, params, versionBase: versionBase ?? 0 };
-      return host.start(
-        restorable,
-        persisted === undefined ? { input } : { input, snapshot: persisted as never },
-        (actor) => actor.on("*", onEmitted),
-      );
+      return host.startMachine(restorable, input, persisted, onEmitted);
     },
-    stop(actor) {
-      host.stop(actor);
-    },
-    machines() {
-      return host.live;
-    },
+    stop: (actor) => host.stop(actor),
+    machines: () => host.live,
     apply(actor, events) {
       rejections = NONE;
       actor.send({
