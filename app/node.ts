@@ -138,10 +138,11 @@ export function startNode(
   const liveActorsShare = Math.max(1, Math.floor(config.DATA_PROC_MAX_LIVE_ACTORS / threads));
   // A live actor holds 3-8 KB of heap (docs/benchmarks.md): a thread whose share could fill
   // half its heap would run out of it under load, and V8 ends the process when it does.
-  if (!options.worker && liveActorsShare * ACTOR_HEAP_BYTES > heapLimitBytes() / 2) {
+  const heapLimit = heapLimitBytes();
+  if (!options.worker && liveActorsShare * ACTOR_HEAP_BYTES > heapLimit / 2) {
     logger.warn("DATA_PROC_MAX_LIVE_ACTORS may not fit in the V8 heap", {
       live_actors_per_thread: liveActorsShare,
-      heap_limit_mib: Math.round(heapLimitBytes() / 2 ** 20),
+      heap_limit_mib: Math.round(heapLimit / 2 ** 20),
       hint:
         "lower DATA_PROC_MAX_LIVE_ACTORS, raise DATA_PROC_WORKERS, or raise --max-old-space-size (deploy/k8s/README.md)",
     });

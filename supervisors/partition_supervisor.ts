@@ -567,7 +567,8 @@ export class PartitionSupervisor<T> {
     now: number,
     versionBase?: number,
   ): KeyActor<T> {
-    this.#actors.get(key)?.stop(); // (a rebuild in #recover replaces the key's last attempt)
+    // A key has one machine at a time: #recover spawns the key again for each attempt.
+    this.#actors.get(key)?.stop();
     const actor = new KeyActor(this.#o.adapter, key, this.partition, {
       historySize: this.#o.historySize,
       nowMs: now,
@@ -648,7 +649,7 @@ export class PartitionSupervisor<T> {
       }
     }
     // Rebuild once more from the events that applied cleanly: the actor left in the map
-    // by the last attempt may be a crashed one.
+    // by the last attempt may be a crashed one (#spawn stops it).
     const actor = this.#spawn(key, structuredClone(stored), now);
     actor.restarts = restarts;
     for (const e of [...replayLog, ...accepted]) actor.enqueue(e);

@@ -18,13 +18,14 @@ import {
   silverCounts,
 } from "./normalizer_support.ts";
 import { freshEnv, pollUntil } from "./support.ts";
+import { startTaskV8Flags } from "../tools/start_flags.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 
 /** Spawns a node; its stderr is drained so the pipe never blocks it. */
 function spawnNode(env: Record<string, string>) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts"],
+    args: ["run", "-A", ...startTaskV8Flags(), "main.ts"],
     cwd: REPO,
     env: { ...Deno.env.toObject(), ...env, NO_COLOR: "1" },
     stdin: "null",
