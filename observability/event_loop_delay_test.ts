@@ -1,5 +1,6 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
 import client from "prom-client";
+import { pollUntil } from "../tests/support.ts";
 import {
   DelayHistogram,
   EVENT_LOOP_LAG_METRICS,
@@ -59,25 +60,15 @@ function blockLoop(ms: number): void {
   while (performance.now() < until) { /* busy */ }
 }
 
-/** Resolves once `done()` holds, turning the loop between checks; fails after `deadlineMs`. */
-async function pollUntil(
-  what: string,
-  done: () => boolean | Promise<boolean>,
-  deadlineMs = 5000,
-): Promise<void> {
-  const deadline = performance.now() + deadlineMs;
-  while (!(await done())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 Deno.test("the sampler records how long the loop was blocked", async () => {
   const h = new DelayHistogram();
   const stop = sampleEventLoopDelay(h, { resolutionMs: 10 });
   try {
     blockLoop(120);
-    await pollUntil("a sample after the block", () => h.count > 0);
+    await pollUntil("a sample after the block", () => Promise.resolve(h.count > 0 || undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
     ok(h.max >= 100, `max ${h.max} ms after a 120 ms block`);
   } finally {
     stop();
@@ -98,8 +89,8 @@ Deno.test("a scrape reports the loop's delays since the previous one under prom-
     await pollUntil("the block on nodejs_eventloop_lag_max_seconds", async () => {
       await registry.metrics(); // a scrape: collects, then resets the histogram
       max = Math.max(max, await gauge("nodejs_eventloop_lag_max_seconds"));
-      return max >= 0.1;
-    });
+      return max >= 0.1 || undefined;
+    }, { timeoutMs: 5000, intervalMs: 5 });
     const text = await registry.metrics();
     for (const name of EVENT_LOOP_LAG_METRICS) {
       ok(new RegExp(`^${name} [0-9.e-]+$`, "m").test(text), `${name} on /metrics:\n${text}`);
@@ -107,8 +98,8 @@ Deno.test("a scrape reports the loop's delays since the previous one under prom-
     // The next scrapes no longer hold the block: each one covers the time since the last.
     await pollUntil("a scrape without the block", async () => {
       await registry.metrics();
-      return (await gauge("nodejs_eventloop_lag_max_seconds")) < 0.1;
-    });
+      return (await gauge("nodejs_eventloop_lag_max_seconds")) < 0.1 || undefined;
+    }, { timeoutMs: 5000, intervalMs: 5 });
   } finally {
     stop();
   }
