@@ -96,20 +96,19 @@ export class DelayHistogram {
  */
 export function sampleEventLoopDelay(
   histogram: DelayHistogram,
-  options: { resolutionMs: number; now?: () => number },
+  options: { resolutionMs: number },
 ): () => void {
   const { resolutionMs } = options;
   if (!(resolutionMs >= 1)) {
     throw new RangeError(`Cannot sample the loop: resolutionMs must be >= 1, got ${resolutionMs}`);
   }
-  const now = options.now ?? (() => performance.now());
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   const arm = () => {
-    const due = now() + resolutionMs;
+    const due = performance.now() + resolutionMs;
     timer = setTimeout(() => {
       if (stopped) return;
-      histogram.record(Math.max(0, now() - due));
+      histogram.record(Math.max(0, performance.now() - due));
       arm();
     }, resolutionMs);
     Deno.unrefTimer(Number(timer)); // a number in Deno (typed as Node's Timeout here)
