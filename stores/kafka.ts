@@ -10,6 +10,7 @@ import {
 import { createLogger } from "../observability/logger.ts";
 import "./kafkajs_patches.ts";
 import { KeyHashPartitioner } from "./kafka_partitioner.ts";
+import { sleep } from "../timing/sleep.ts";
 
 export interface Topics {
   bronzeTicks: string;
@@ -66,19 +67,81 @@ export function createProducer(
   return kafka.producer({ ...options, createPartitioner: KeyHashPartitioner });
 }
 
-/** Creates every topic of CONTRACT.md that is missing. */
+/**
+ * Creates every topic of CONTRACT.md that is missing, then waits until every partition of each
+ * new one is served by its leader, so the caller may produce and consume at once.
+ */
 export async function ensureTopics(
   admin: Admin,
   topics: Topics,
   partitions: number,
 ): Promise<void> {
+  await ensureTopicNames(admin, Object.values(topics), partitions);
+}
+
+/**
+ * Creates those of `names` that are missing, `partitions` each, then waits until every
+ * partition of each created one is served (`waitForLeaders`). Returns the names it created.
+ */
+export async function ensureTopicNames(
+  admin: Admin,
+  names: readonly string[],
+  partitions: number,
+): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
-  const wanted = Object.values(topics).filter((t) => !existing.has(t));
-  if (wanted.length === 0) return;
+  const wanted = names.filter((t) => !existing.has(t));
+  if (wanted.length === 0) return [];
   await admin.createTopics({
-    waitForLeaders: true,
+    waitForLeaders: false, // its wait gives up too soon: see waitForLeaders below
     topics: wanted.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
   });
+  // Only the new topics: an existing partition without a leader (a broker down) is the
+  // producers' and consumers' to wait out, not a reason to hold the node's start.
+  await waitForLeaders(admin, wanted);
+  return wanted;
+}
+
+/**
+ * Polls until every partition of each topic is served by its leader: the metadata names a
+ * leader for each, and the leader answers a ListOffsets for each. A broker (KRaft) publishes a
+ * new topic's leaders in its metadata a moment before its replica manager leads the partitions:
+ * in that window Produce and ListOffsets get NOT_LEADER_OR_FOLLOWER, and kafkajs retries a
+ * failed Produce request whole, writing again what the request's other partitions took. Right
+ * after creation the metadata itself may answer UNKNOWN_TOPIC_OR_PARTITION ("does not host this
+ * topic-partition"), which kafkajs's own `waitForLeaders` gives up on. Every error before the
+ * deadline is taken as "not yet".
+ */
+export async function waitForLeaders(
+  admin: Admin,
+  topics: readonly string[],
+  { timeoutMs = 30_000, intervalMs = 100 } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  let waiting = [...topics];
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: waiting });
+      for (const { name, partitions } of found) {
+        if (partitions.length === 0 || partitions.some((p) => p.leader < 0)) continue;
+        await admin.fetchTopicOffsets(name);
+        waiting = waiting.filter((t) => t !== name);
+      }
+      if (waiting.length === 0) return;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const cause = lastError instanceof Error ? `: ${lastError.message}` : "";
+      throw new Error(
+        `topics not served by a leader on every partition after ${timeoutMs} ms: ${
+          waiting.join(", ")
+        }${cause}`,
+      );
+    }
+    await sleep(intervalMs);
+  }
 }
 
 /** A message for `sendChunked`: its topic, key and value, in the order to keep. */

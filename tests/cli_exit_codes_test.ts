@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createClickHouse, queryRows } from "../stores/clickhouse.ts";
-import { createKafka, topicNames } from "../stores/kafka.ts";
+import { createKafka, ensureTopicNames, topicNames } from "../stores/kafka.ts";
 import { uniqueId } from "./support.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
@@ -153,7 +153,7 @@ Deno.test("a store that does not answer is exit code 3", async () => {
   await admin.connect();
   await producer.connect();
   try {
-    await admin.createTopics({ topics: [{ topic: dlq, numPartitions: 1 }], waitForLeaders: true });
+    await ensureTopicNames(admin, [dlq], 1);
     await producer.send({ topic: dlq, messages: [{ value: "{}" }] });
     const run = await runTask(
       "dlq:reprocess",

@@ -11,12 +11,12 @@ import { KINDS } from "../actors/kinds/registry.ts";
 import { createLogger } from "../observability/logger.ts";
 import { ActorStore } from "../stores/actor_store.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
-import { createKafka } from "../stores/kafka.ts";
+import { createKafka, ensureTopicNames } from "../stores/kafka.ts";
 import { closeRedis, createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { ActorConsumer, type ActorConsumerDeps } from "../supervisors/actor_consumer.ts";
 import { createTopics } from "./actor_harness.ts";
-import { freshEnv, pollUntil } from "./support.ts";
+import { freshEnv } from "./support.ts";
 
 const CountEvent = z.object({ key: z.string().min(1), poison: z.boolean().optional() });
 type CountEvent = z.infer<typeof CountEvent>;
@@ -155,14 +155,7 @@ export async function counterHarness(
   const kafka = createKafka(env.config.DATA_PROC_KAFKA_BOOTSTRAP, `t-${env.id}`);
   const admin = kafka.admin();
   await admin.connect();
-  // kafkajs's waitForLeaders gives up on the "does not host this topic-partition" a broker may
-  // answer for a moment after creating a topic: poll the metadata instead.
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
-  await pollUntil(`leaders of ${topic}`, async () => {
-    const metadata = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
-    const found = metadata?.topics[0]?.partitions ?? [];
-    return found.length === partitions && found.every((p) => p.leader >= 0) ? true : undefined;
-  });
+  await ensureTopicNames(admin, [topic], partitions);
   await admin.disconnect();
   const redis = createRedis(env.config.DATA_PROC_REDIS_URL);
   const clickhouse = createClickHouse(env.config.DATA_PROC_CLICKHOUSE_URL);

@@ -1,7 +1,7 @@
 /** kafkajs from Deno against the real broker: admin, produce, group consume, commit. */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { createKafka } from "../stores/kafka.ts";
+import { createKafka, ensureTopicNames } from "../stores/kafka.ts";
 import { uniqueId } from "./support.ts";
 
 const BOOTSTRAP = Deno.env.get("DATA_PROC_KAFKA_BOOTSTRAP") ?? "127.0.0.1:9092";
@@ -20,7 +20,7 @@ Deno.test({
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     const consumer = kafka.consumer({ groupId });
     try {
-      await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+      await ensureTopicNames(admin, [topic], 2);
       assert.ok((await admin.listTopics()).includes(topic));
       await producer.connect();
       await producer.send({

@@ -7,7 +7,7 @@ import { DlqRecord } from "../messages/dlq_record.ts";
 import { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import { metrics } from "../observability/metrics.ts";
-import { createKafka, topicNames } from "../stores/kafka.ts";
+import { createKafka, ensureTopicNames, topicNames } from "../stores/kafka.ts";
 import {
   type Harness,
   json,
@@ -109,14 +109,8 @@ Deno.test("normalizer writes each Bronze partition's watermark into every normal
   const admin = createKafka(testEnv.config.DATA_PROC_KAFKA_BOOTSTRAP, "test-topics").admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{
-        topic: topicNames(testEnv.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks,
-        numPartitions: 4,
-        replicationFactor: 1,
-      }],
-    });
+    const normalizedTicks = topicNames(testEnv.config.DATA_PROC_TOPIC_PREFIX).normalizedTicks;
+    await ensureTopicNames(admin, [normalizedTicks], 4);
   } finally {
     await admin.disconnect();
   }

@@ -6,6 +6,7 @@
  * offsets; its peak RSS is the java process's VmHWM.
  */
 import type { Admin } from "kafkajs";
+import { ensureTopicNames } from "../stores/kafka.ts";
 import { sleep } from "../timing/sleep.ts";
 import { committedLag, log, memoryOf } from "./bench_support.ts";
 
@@ -50,16 +51,8 @@ export async function buildPeer(source: string, into: string): Promise<void> {
 }
 
 /** Creates the peer's sink topics that are missing; returns the ones it created. */
-export async function ensurePeerTopics(admin: Admin, partitions: number): Promise<string[]> {
-  const existing = new Set(await admin.listTopics());
-  const missing = PEER_SINK_TOPICS.filter((t) => !existing.has(t));
-  if (missing.length > 0) {
-    await admin.createTopics({
-      topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
-      waitForLeaders: true,
-    });
-  }
-  return missing;
+export function ensurePeerTopics(admin: Admin, partitions: number): Promise<string[]> {
+  return ensureTopicNames(admin, PEER_SINK_TOPICS, partitions);
 }
 
 /** `kstreams G: N records in S s after the first (R records/s); L s from launch` */
