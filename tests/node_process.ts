@@ -3,7 +3,7 @@
  * nodes: the same binary and configuration path as `deno task start`.
  */
 import { sleep } from "../timing/sleep.ts";
-import { startTaskV8Flags } from "../tools/start_flags.ts";
+import { startTaskEnv, startTaskV8Flags } from "../tools/start_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -25,7 +25,7 @@ export async function spawnNode(
 ): Promise<NodeProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...startTaskV8Flags(), MAIN],
-    env: { ...env, DATA_PROC_HTTP_PORT: env.DATA_PROC_HTTP_PORT ?? "0" },
+    env: { ...env, ...startTaskEnv(), DATA_PROC_HTTP_PORT: env.DATA_PROC_HTTP_PORT ?? "0" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -18,7 +18,7 @@ import {
   silverCounts,
 } from "./normalizer_support.ts";
 import { freshEnv, pollUntil } from "./support.ts";
-import { startTaskV8Flags } from "../tools/start_flags.ts";
+import { startTaskEnv, startTaskV8Flags } from "../tools/start_flags.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 
@@ -27,7 +27,7 @@ function spawnNode(env: Record<string, string>) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...startTaskV8Flags(), "main.ts"],
     cwd: REPO,
-    env: { ...Deno.env.toObject(), ...env, NO_COLOR: "1" },
+    env: { ...Deno.env.toObject(), ...env, ...startTaskEnv(), NO_COLOR: "1" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -8,7 +8,7 @@ import type { HandoffResult } from "./bench_handoff.ts";
 import type { PeerResult } from "./bench_peer.ts";
 import type { ReplayResult } from "./bench_replay.ts";
 import { fmtMiB, fmtMicros, fmtMs, fmtRate, GIB, type LatencyResult } from "./bench_support.ts";
-import { startTaskV8Flags } from "./start_flags.ts";
+import { startTaskEnv, startTaskV8Flags } from "./start_flags.ts";
 
 export type { LatencyResult };
 
@@ -353,6 +353,11 @@ export function report(f: Figures): void {
   );
   // What the node runs with: the start task's V8 flags, then --node-flags (the last wins).
   console.log(`  node flags: ${[...startTaskV8Flags(), ...o.nodeFlags].join(" ") || "none"}`);
+  // And the start task's environment, as the bench's own overrides it.
+  const env = Object.entries(startTaskEnv()).map(([name, value]) =>
+    `${name}=${Deno.env.get(name) ?? value}`
+  );
+  if (env.length > 0) console.log(`  node environment: ${env.join(" ")}`);
   for (const [k, v] of table) console.log(`  ${k.padEnd(width)}  ${v}`);
   if (f.latency) {
     console.log(

@@ -6,7 +6,7 @@
 import { type Admin, ConfigResourceTypes, type Producer } from "kafkajs";
 import { sleep } from "../timing/sleep.ts";
 import { producePaced, type TickStream } from "./bench_events.ts";
-import { startTaskV8Flags } from "./start_flags.ts";
+import { startTaskEnv, startTaskV8Flags } from "./start_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 export const GIB = 1024 * 1024 * 1024;
@@ -37,7 +37,8 @@ export function spawnBenchNode(
   const child = new Deno.Command(Deno.execPath(), {
     // The start task's V8 flags first: --node-flags given later override them.
     args: ["run", "-A", ...startTaskV8Flags(), ...nodeFlags, MAIN],
-    env: { ...env, DATA_PROC_HTTP_PORT: String(port) },
+    // The start task's environment too, unless the bench's own sets a variable (to compare).
+    env: { ...startTaskEnv(), ...Deno.env.toObject(), ...env, DATA_PROC_HTTP_PORT: String(port) },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
