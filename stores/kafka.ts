@@ -1,14 +1,7 @@
 /** Kafka client factory, the topic names of CONTRACT.md, and topic creation. */
-import {
-  type Admin,
-  Kafka,
-  type LogEntry,
-  logLevel,
-  type Producer,
-  type ProducerConfig,
-} from "kafkajs";
+import type { Admin, LogEntry, Producer, ProducerConfig } from "kafkajs";
+import { Kafka, logLevel } from "./kafkajs.ts";
 import { createLogger } from "../observability/logger.ts";
-import "./kafkajs_patches.ts";
 import { KeyHashPartitioner } from "./kafka_partitioner.ts";
 import { sleep } from "../timing/sleep.ts";
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createRequire } from "node:module";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "./kafkajs.ts";
 import { keyHash, KeyHashPartitioner, murmur2 } from "./kafka_partitioner.ts";
 
 const kafkajsMurmur2 = createRequire(import.meta.url)(

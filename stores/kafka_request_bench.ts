@@ -1,9 +1,11 @@
 /**
  * What kafkajs spends sorting one produce request's messages by partition, by request size:
  * it copies a partition's list at every message it adds, so the cost per message grows with
- * the request. `deno bench -A stores/kafka_request_bench.ts`; MAX_REQUEST_MESSAGES comes from it.
+ * the request; and what the linear grouping the node installs in its place spends.
+ * `deno bench -A stores/kafka_request_bench.ts`; MAX_REQUEST_MESSAGES comes from it.
  */
 import { createRequire } from "node:module";
+import { groupMessagesPerPartition as linearGrouping } from "./kafka_grouping.ts";
 
 const require = createRequire(import.meta.url);
 const groupMessagesPerPartition = require("kafkajs/src/producer/groupMessagesPerPartition.js");
@@ -20,8 +22,12 @@ for (const partitions of [1, 6]) {
       key: `INST-${i}`,
       value: "x".repeat(300),
     }));
-    Deno.bench(`${size} messages to ${partitions} partition(s)`, () => {
+    const group = `${size} messages to ${partitions} partition(s)`;
+    Deno.bench(`kafkajs: ${group}`, { group, baseline: true }, () => {
       groupMessagesPerPartition({ topic: "t", partitionMetadata, messages, partitioner });
+    });
+    Deno.bench(`linear: ${group}`, { group }, () => {
+      linearGrouping({ topic: "t", partitionMetadata, messages, partitioner });
     });
   }
 }

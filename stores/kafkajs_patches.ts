@@ -3,13 +3,15 @@
  * imports it, so every client of the node, its tools and its bench has them):
  *  - its request queue's idle timer loop, stopped;
  *  - its varint and varlong writers, writing into the encoder's buffer;
- *  - its varlong reader and its Long parser, without BigInt work per record.
+ *  - its varlong reader and its Long parser, without BigInt work per record;
+ *  - its producer's grouping of a request's messages by partition, in linear time.
  * Each keeps kafkajs's behaviour (the bytes, the values) and its name, so a reader can compare
  * it with the original; if a future kafkajs lays out its files differently, the node logs a
  * warning and runs unpatched.
  */
 import { createRequire } from "node:module";
 import { createLogger } from "../observability/logger.ts";
+import { groupMessagesPerPartition } from "./kafka_grouping.ts";
 
 const log = createLogger("kafkajs");
 const requireKafkajs = createRequire(import.meta.url);
@@ -219,4 +221,31 @@ install(
       (original as (this: unknown, v: string) => KafkajsLong).call(LongClass, value)
     ),
   "static",
+);
+
+/**
+ * kafkajs's producer takes its grouping function when its module loads, as a module of its
+ * own: this one replaces that module in the require cache before kafkajs loads it
+ * (stores/kafka.ts imports this file before kafkajs). Loaded later, it cannot: it warns.
+ */
+function installModule(path: string, loadedBy: string, replacement: unknown): void {
+  try {
+    const resolved = requireKafkajs.resolve(`kafkajs/src/${path}`);
+    if (requireKafkajs.resolve(`kafkajs/src/${loadedBy}`) in requireKafkajs.cache) {
+      log.warn("kafkajs was loaded before the node's fixes: one of them is not installed", {
+        path,
+      });
+      return;
+    }
+    requireKafkajs(resolved);
+    requireKafkajs.cache[resolved]!.exports = replacement;
+  } catch {
+    log.warn("kafkajs has changed: one of the node's fixes to it is not installed", { path });
+  }
+}
+
+installModule(
+  "producer/groupMessagesPerPartition.js",
+  "producer/sendMessages.js",
+  groupMessagesPerPartition,
 );

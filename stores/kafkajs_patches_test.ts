@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { writeUVarInt } from "./kafkajs_patches.ts";
+import { groupMessagesPerPartition } from "./kafka_grouping.ts";
 
 const requireKafkajs = createRequire(import.meta.url);
 const Encoder = requireKafkajs("kafkajs/src/protocol/encoder.js");
@@ -66,6 +67,17 @@ Deno.test("a record batch's encoder grows past its first buffer one varint at a 
     expected.push(...reference(BigInt(i * 4099 - 2_000_000), 32n));
   }
   assert.deepEqual([...encoder.buffer], expected);
+});
+
+Deno.test("kafkajs's producer loads the linear grouping in place of its own", () => {
+  // Its sendMessages module takes the grouping when it loads: it must not have loaded yet
+  // when the patch ran, and now finds the patch's function in the module's place.
+  const sendMessages = requireKafkajs("kafkajs/src/producer/sendMessages.js");
+  assert.equal(typeof sendMessages, "function");
+  assert.equal(
+    requireKafkajs("kafkajs/src/producer/groupMessagesPerPartition.js"),
+    groupMessagesPerPartition,
+  );
 });
 
 Deno.test("the writers are installed on kafkajs's own Encoder", () => {

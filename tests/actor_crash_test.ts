@@ -6,7 +6,7 @@
  * of that key and of its neighbours, counts exactly once.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import { metrics } from "../observability/metrics.ts";
 import { topicNames } from "../stores/kafka.ts";
 import { counterHarness } from "./counter_kind.ts";

@@ -3,7 +3,7 @@
  * normalizer does (keyed, murmur2 partitioner), read back Redis projections and
  * `gold.bars FINAL`, and compare them with the independent oracle in tests/expected.ts.
  */
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import type { Bar } from "../messages/bar.ts";
 import type { NormalizedTick } from "../messages/normalized_tick.ts";
 import { CONTROL_HEADER, WATERMARK_CONTROL, type WatermarkRecord } from "../messages/watermark.ts";

@@ -5,7 +5,7 @@
  * kinds of the product.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import { counterHarness } from "./counter_kind.ts";
 import { pollUntil } from "./support.ts";
 

@@ -6,7 +6,7 @@
  * and a partition that moves leaves the old owner's /metrics.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import { createClickHouse } from "../stores/clickhouse.ts";
 import { createKafka, topicNames } from "../stores/kafka.ts";
 import { createPostgres } from "../stores/postgres.ts";

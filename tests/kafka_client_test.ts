@@ -1,6 +1,6 @@
 /** kafkajs from Deno against the real broker: admin, produce, group consume, commit. */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import { createKafka, ensureTopicNames } from "../stores/kafka.ts";
 import { uniqueId } from "./support.ts";
 

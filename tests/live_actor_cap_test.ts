@@ -4,7 +4,7 @@
  * cap by one batch at most, and every key still counts its event once.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { Partitioners } from "../stores/kafkajs.ts";
 import { counterHarness } from "./counter_kind.ts";
 import { pollUntil } from "./support.ts";
 

@@ -3,7 +3,8 @@
  * peak RSS), its Prometheus metrics, committed offsets against end offsets, paced traffic
  * and the latency of what the node applied meanwhile, formatting.
  */
-import { type Admin, ConfigResourceTypes, type Producer } from "kafkajs";
+import type { Admin, Producer } from "kafkajs";
+import { ConfigResourceTypes } from "../stores/kafkajs.ts";
 import { sleep } from "../timing/sleep.ts";
 import { producePaced, type TickStream } from "./bench_events.ts";
 import { startTaskEnv, startTaskV8Flags } from "./start_flags.ts";
