@@ -1,6 +1,7 @@
 /**
- * Fixes to kafkajs 2.2.4, installed on its classes when this module loads (stores/kafka.ts
- * imports it, so every client of the node, its tools and its bench has them):
+ * Fixes to kafkajs 2.2.4, installed when this module loads (stores/kafkajs.ts imports it before
+ * kafkajs, and every import of kafkajs's values goes through that module, so every client of
+ * the node, its tools and its bench has them):
  *  - its request queue's idle timer loop, stopped;
  *  - its varint and varlong writers, writing into the encoder's buffer;
  *  - its varlong reader and its Long parser, without BigInt work per record;
@@ -226,7 +227,7 @@ install(
 /**
  * kafkajs's producer takes its grouping function when its module loads, as a module of its
  * own: this one replaces that module in the require cache before kafkajs loads it
- * (stores/kafka.ts imports this file before kafkajs). Loaded later, it cannot: it warns.
+ * (stores/kafkajs.ts imports this file before kafkajs). Loaded later, it cannot: it warns.
  */
 function installModule(path: string, loadedBy: string, replacement: unknown): void {
   try {
