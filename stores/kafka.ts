@@ -42,11 +42,30 @@ export function createKafka(bootstrap: string, clientId: string): Kafka {
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...rest } = entry.log;
-      const fields = { ...rest, namespace: entry.namespace };
-      if (entry.level <= logLevel.ERROR) kafkaLog.error(message, fields);
-      else kafkaLog.warn(message, fields);
+      kafkaLog[kafkajsLogLevel(entry)](message, { ...rest, namespace: entry.namespace });
     },
   });
+}
+
+/**
+ * The errors of a partition's leadership settling or moving (a new topic, a broker restart,
+ * a leader election). kafkajs logs each response that carries one at error level, although it
+ * retries them (and so does waitForLeaders): noise that would page on what heals by itself.
+ * What does not heal shows in the node's own logs, as a send or a flush that keeps failing.
+ */
+const LEADERSHIP_ERRORS = new Set([
+  "This server is not the leader for that topic-partition",
+  "There is no leader for this topic-partition as we are in the middle of a leadership election",
+  "This server does not host this topic-partition",
+]);
+
+/** The node's level for a kafkajs log entry (kafkajs logs at WARN and above here). */
+export function kafkajsLogLevel(
+  entry: Pick<LogEntry, "level" | "log">,
+): "debug" | "warn" | "error" {
+  const { message, error } = entry.log as { message: string; error?: unknown };
+  if (message.startsWith("Response ") && LEADERSHIP_ERRORS.has(String(error))) return "debug";
+  return entry.level <= logLevel.ERROR ? "error" : "warn";
 }
 
 /**
