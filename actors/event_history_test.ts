@@ -43,3 +43,32 @@ Deno.test("clear empties it, and the next entry lays it out again", () => {
   history.push({ x: 3 });
   assertEquals(history.toArray(), [{ x: 2 }, { x: 3 }]);
 });
+
+Deno.test("is stored by column, and starts again from its columns as it was", () => {
+  const history = new EventHistory(3);
+  for (let n = 1; n <= 5; n++) history.push(entry(n));
+  const stored = history.toStored();
+  assertEquals(stored, {
+    fields: ["offset", "event_id", "price", "size"],
+    columns: [[3, 4, 5], ["e-3", "e-4", "e-5"], [3.5, 4.5, 5.5], [0.3, 0.4, 0.5]],
+  });
+  const again = new EventHistory(3, JSON.parse(JSON.stringify(stored)));
+  assertEquals(again.toArray(), [entry(3), entry(4), entry(5)]);
+  again.push(entry(6));
+  assertEquals(again.toArray(), [entry(4), entry(5), entry(6)]);
+  assertEquals(new EventHistory(2, stored).toArray(), [entry(4), entry(5)], "the newest that fit");
+});
+
+Deno.test("a history holding objects is stored as objects", () => {
+  const history = new EventHistory(2, [entry(1), { other: true }]);
+  assertEquals(history.toStored(), [entry(1), { other: true }]);
+  assertEquals(new EventHistory(2).toStored(), []);
+});
+
+Deno.test("stored columns mixing numbers and other values start as objects, nothing lost", () => {
+  const stored = { fields: ["offset", "price"], columns: [[1, 2], [0.5, null]] };
+  const history = new EventHistory(2, stored);
+  assertEquals(history.toArray(), [{ offset: 1, price: 0.5 }, { offset: 2, price: null }]);
+  history.push({ offset: 3, price: 1.5 });
+  assertEquals(history.toArray(), [{ offset: 2, price: null }, { offset: 3, price: 1.5 }]);
+});

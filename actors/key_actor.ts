@@ -176,7 +176,7 @@ export class KeyActor<T> {
       partition: this.partition,
       offset: this.#appliedOffset,
       machine: persistedSnapshot(this.#machine),
-      history: this.#history.toArray(),
+      history: this.#history.toStored(),
       restarts: this.restarts,
       saved_at_ms: nowMs,
     };

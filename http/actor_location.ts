@@ -4,7 +4,7 @@
  * actor or the snapshot; the owner from this node's assignment or the node registry.
  */
 import type { ActorKind } from "../actors/actor_kinds.ts";
-import type { PersistedActor } from "../messages/persisted_actor.ts";
+import { historyEntries, type PersistedActor } from "../messages/persisted_actor.ts";
 import type { NodeRecord } from "../messages/node_record.ts";
 import type { ActorService } from "../supervisors/actor_service.ts";
 import type { NodeRegistry } from "../supervisors/node_registry.ts";
@@ -62,7 +62,7 @@ export function storedView(
     event_time_clock_ms: typeof context?.clockMs === "number" ? context.clockMs : null,
     mailbox_depth: 0,
     restarts: persisted.restarts,
-    last_events: persisted.history,
+    last_events: historyEntries(persisted.history),
     saved_at_ms: persisted.saved_at_ms,
   };
 }

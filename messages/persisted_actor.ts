@@ -15,6 +15,52 @@ const PersistedMachine = z.looseObject({
   context: z.record(z.string(), z.unknown()),
 });
 
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** One of a key's last events, as its kind summarises it (`last_events`). */
+export type HistoryEntry = Record<string, unknown>;
+
+/**
+ * A key's last events as a snapshot stores them: the column names, and each column's values
+ * oldest first. Stored as objects, the field names repeated in every entry were 60% of an
+ * instrument's snapshot; snapshots written before are read as they are (`historyEntries`).
+ */
+export interface StoredHistory {
+  fields: string[];
+  columns: unknown[][];
+}
+
+/** What a snapshot holds: the stored columns, or the entries as objects (older snapshots). */
+export type PersistedHistory = StoredHistory | HistoryEntry[];
+
+/** The entries of a stored history, oldest first, as the summaries they were pushed as. */
+export function historyEntries(stored: PersistedHistory): HistoryEntry[] {
+  if (Array.isArray(stored)) return stored;
+  const { fields, columns } = stored;
+  const length = columns[0]?.length ?? 0;
+  const entries: HistoryEntry[] = new Array(length);
+  for (let k = 0; k < length; k++) {
+    const entry: HistoryEntry = {};
+    for (let i = 0; i < fields.length; i++) entry[fields[i]!] = columns[i]![k];
+    entries[k] = entry;
+  }
+  return entries;
+}
+
+/** Whether `v` is a history a snapshot can hold, in either form. */
+export function isPersistedHistory(v: unknown): v is PersistedHistory {
+  if (Array.isArray(v)) return v.every(isRecord);
+  if (!isRecord(v)) return false;
+  const { fields, columns } = v;
+  if (!Array.isArray(fields) || !Array.isArray(columns)) return false;
+  if (columns.length !== fields.length || !fields.every((f) => typeof f === "string")) {
+    return false;
+  }
+  const length = Array.isArray(columns[0]) ? columns[0].length : 0;
+  return columns.every((c) => Array.isArray(c) && c.length === length);
+}
+
 export const PersistedActor = z.object({
   kind: z.string(),
   key: z.string(),
@@ -24,7 +70,9 @@ export const PersistedActor = z.object({
   machine: z.unknown().refine((v) => PersistedMachine.safeParse(v).success, {
     message: "not an XState persisted snapshot (status and context)",
   }),
-  history: z.array(z.record(z.string(), z.unknown())),
+  history: z.unknown().refine(isPersistedHistory, {
+    message: "not a history: entries, or { fields, columns } of equal lengths",
+  }) as z.ZodType<PersistedHistory>,
   restarts: z.number().int().min(0),
   saved_at_ms: z.number(),
 });
@@ -42,8 +90,6 @@ const FIELDS = [
   "saved_at_ms",
 ];
 
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 const isIntAtLeast = (v: unknown, min: number): v is number =>
   Number.isSafeInteger(v) && (v as number) >= min;
 
@@ -61,6 +107,6 @@ export function isPersistedActor(v: unknown): v is PersistedActor {
     typeof v.kind === "string" && typeof v.key === "string" &&
     isIntAtLeast(v.partition, 0) && isIntAtLeast(v.offset, -1) &&
     isRecord(machine) && STATUSES.has(machine.status as string) && isRecord(machine.context) &&
-    Array.isArray(v.history) && v.history.every(isRecord) &&
+    isPersistedHistory(v.history) &&
     isIntAtLeast(v.restarts, 0) && Number.isFinite(v.saved_at_ms);
 }

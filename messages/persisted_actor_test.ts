@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isPersistedActor, PersistedActor } from "./persisted_actor.ts";
+import { historyEntries, isPersistedActor, PersistedActor } from "./persisted_actor.ts";
 
 const stored = () => ({
   kind: "instrument",
@@ -29,6 +29,21 @@ const VARIANTS: [string, (v: Record<string, unknown>) => void, boolean][] = [
   ["machine null", (v) => (v.machine = null), false],
   ["history an object", (v) => (v.history = {}), false],
   ["history of numbers", (v) => (v.history = [1]), false],
+  ["history by column", (v) => (v.history = { fields: ["offset"], columns: [[40, 41]] }), true],
+  ["history columns of two lengths", (v) => (v.history = {
+    fields: ["offset", "event_id"],
+    columns: [[41], []],
+  }), false],
+  [
+    "history with a column too few",
+    (v) => (v.history = { fields: ["a", "b"], columns: [[1]] }),
+    false,
+  ],
+  [
+    "history with a field not a string",
+    (v) => (v.history = { fields: [1], columns: [[1]] }),
+    false,
+  ],
   ["restarts -1", (v) => (v.restarts = -1), false],
   ["saved_at_ms a string", (v) => (v.saved_at_ms = "now"), false],
   ["an extra field (the schema drops it)", (v) => (v.extra = 1), true],
@@ -43,4 +58,15 @@ Deno.test("the fast check of a stored snapshot never accepts what the schema rej
     if (isPersistedActor(json)) assert.ok(schemaAccepts, `fast check accepted: ${name}`);
   }
   assert.ok(isPersistedActor(stored()), "accepts what the runtime stores");
+});
+
+Deno.test("a history stored by column reads back as the entries, oldest first", () => {
+  const stored = { fields: ["offset", "event_id"], columns: [[40, 41], ["e0", "e1"]] };
+  assert.deepEqual(historyEntries(stored), [
+    { offset: 40, event_id: "e0" },
+    { offset: 41, event_id: "e1" },
+  ]);
+  assert.deepEqual(historyEntries({ fields: ["offset"], columns: [[]] }), []);
+  const older = [{ offset: 41, event_id: "e1" }];
+  assert.equal(historyEntries(older), older, "entries stored as objects are read as they are");
 });

@@ -148,6 +148,10 @@ Deno.test({
       ok(Number.isInteger(passivated.partition));
       ok(passivated.applied_offset >= 0);
       ok(Array.isArray(passivated.last_events) && passivated.last_events.length > 0);
+      // Read from the snapshot, which stores them by column: the same entries as a live key's.
+      ok(
+        passivated.last_events.every((e: { event_id?: unknown }) => typeof e.event_id === "string"),
+      );
       ok(passivated.context !== null && passivated.event_time_clock_ms > START_MS);
       strictEqual(passivated.mailbox_depth, 0);
 
