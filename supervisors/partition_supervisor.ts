@@ -356,16 +356,20 @@ export class PartitionSupervisor<T> {
   ): Promise<number> {
     let applied = 0;
     let closed = false;
-    const slice: KeyedEvent<T>[][] = [];
+    // Append times of the slice's events, not the events: an applied key's events are
+    // dropped from the batch at once, so the garbage collector need not keep (and promote)
+    // every decoded event of a fetched batch until its last key is applied.
+    const appended: number[] = [];
     let sliceStart = performance.now();
     for (const [key, events] of byKey) {
       if (performance.now() - sliceStart >= SLICE_MS) {
-        this.#observeApplied(slice);
+        this.#observeApplied(appended);
         await yieldToLoop();
         if (!this.#alive) return applied;
         sliceStart = performance.now();
       }
-      slice.push(events);
+      byKey.delete(key);
+      for (const e of events) appended.push(e.appendTimeMs);
       this.#o.onKeyEvents?.(this.kind, key, events.length);
       const actor = this.#actors.get(key)!;
       let queued = 0;
@@ -381,19 +385,17 @@ export class PartitionSupervisor<T> {
       applied += queued;
       closed ||= actor.windowClosed;
     }
-    this.#observeApplied(slice);
+    this.#observeApplied(appended);
     if (closed) this.#o.onWindowClosed?.();
     return applied;
   }
 
   /** Kafka append -> applied, for the events of a slice just applied (then empties it). */
-  #observeApplied(slice: KeyedEvent<T>[][]): void {
+  #observeApplied(appended: number[]): void {
     const latency = metrics.processingLatency.labels(STAGE);
     const done = this.#o.now();
-    for (const events of slice) {
-      for (const e of events) latency.observe(Math.max(0, done - e.appendTimeMs));
-    }
-    slice.length = 0;
+    for (const t of appended) latency.observe(Math.max(0, done - t));
+    appended.length = 0;
   }
 
   /**
