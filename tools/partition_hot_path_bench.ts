@@ -1,7 +1,8 @@
 /**
- * One partition's hot path in process (`deno bench -A tools/partition_hot_path_bench.ts`): fetched records
- * (bytes, as kafkajs hands them over) through decode, the key actors and the flush's plan,
- * with a real Redis behind the actor store (one revive per new key; the plan writes nothing).
+ * One partition's hot path in process (`deno bench -A tools/partition_hot_path_bench.ts`):
+ * fetched records (bytes, as kafkajs hands them over) through decode, the key actors and the
+ * flush's plan, with a real Redis behind the actor store (one revive per new key; the plan
+ * writes nothing).
  * No broker and no other process shares the work, so the time per event is the node's own,
  * steadier than the end-to-end `deno task bench` on a machine that also runs Kafka.
  *
@@ -22,24 +23,14 @@ import { createRedis } from "../stores/redis.ts";
 import { redisKeys } from "../stores/redis_keys.ts";
 import { PartitionSupervisor } from "../supervisors/partition_supervisor.ts";
 import { TickStream } from "./bench_events.ts";
+import { createRandom } from "./bronze_samples.ts";
 
 const REDIS_URL = Deno.env.get("DATA_PROC_REDIS_URL") ?? "redis://127.0.0.1:6379/0";
 const T0 = Date.UTC(2027, 0, 15, 10, 0, 0);
 const EVENTS_PER_SECOND = 20_000;
 
-/** A seeded generator, so every run reads the same records. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const stream = new TickStream({
-  random: mulberry32(11),
+  random: createRandom(11), // seeded: every run reads the same records
   instruments: 834,
   skew: 1,
   partitions: 1,
