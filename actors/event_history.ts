@@ -52,11 +52,7 @@ export class EventHistory {
     const numeric = columns.map((c) => c.every((v) => typeof v === "number"));
     const mixed = columns.some((c, i) => !numeric[i] && c.some((v) => typeof v === "number"));
     if (mixed) return false;
-    this.#fields = [...fields];
-    this.#numeric = numeric;
-    this.#numericCount = numeric.filter(Boolean).length;
-    this.#numbers = new Float64Array(this.capacity * this.#numericCount);
-    this.#others = new Array(this.capacity * (fields.length - this.#numericCount));
+    this.#layOut([...fields], numeric);
     const length = columns[0]!.length;
     let n = 0;
     let o = 0;
@@ -72,7 +68,10 @@ export class EventHistory {
 
   push(summary: Summary): void {
     if (this.capacity === 0) return;
-    if (this.#objects === null && this.#fields === null) this.#layOut(summary);
+    if (this.#objects === null && this.#fields === null) {
+      const fields = Object.keys(summary);
+      this.#layOut(fields, fields.map((f) => typeof summary[f] === "number"));
+    }
     if (this.#objects === null && !this.#fits(summary)) this.#objects = this.toArray();
     if (this.#objects !== null) {
       this.#objects.push(summary);
@@ -99,26 +98,18 @@ export class EventHistory {
   /** The entries, oldest first, as the summaries they were pushed as. */
   toArray(): Summary[] {
     if (this.#objects !== null) return [...this.#objects];
-    const fields = this.#fields;
-    const out: Summary[] = new Array(this.#length);
-    if (fields === null) return out;
-    for (let k = 0; k < this.#length; k++) {
-      const slot = (this.#start + k) % this.capacity;
-      let n = slot * this.#numericCount;
-      let o = slot * (fields.length - this.#numericCount);
-      const entry: Summary = {};
-      for (let i = 0; i < fields.length; i++) {
-        entry[fields[i]!] = this.#numeric[i] ? this.#numbers[n++] : this.#others[o++];
-      }
-      out[k] = entry;
-    }
-    return out;
+    return historyEntries(this.#columns());
   }
 
   /** The entries as a snapshot stores them: by column, or as objects once it holds those. */
   toStored(): PersistedHistory {
-    const fields = this.#fields;
-    if (this.#objects !== null || fields === null) return this.toArray();
+    if (this.#objects !== null) return [...this.#objects];
+    return this.#fields === null ? [] : this.#columns();
+  }
+
+  /** The ring's entries by column, oldest first. */
+  #columns(): StoredHistory {
+    const fields = this.#fields ?? [];
     const columns: unknown[][] = fields.map(() => new Array(this.#length));
     const others = fields.length - this.#numericCount;
     for (let k = 0; k < this.#length; k++) {
@@ -139,11 +130,11 @@ export class EventHistory {
     this.#length = 0;
   }
 
-  #layOut(first: Summary): void {
-    const fields = Object.keys(first);
+  /** Allocates the columns: numbers in one Float64Array, the other fields in one array. */
+  #layOut(fields: string[], numeric: boolean[]): void {
     this.#fields = fields;
-    this.#numeric = fields.map((f) => typeof first[f] === "number");
-    this.#numericCount = this.#numeric.filter(Boolean).length;
+    this.#numeric = numeric;
+    this.#numericCount = numeric.filter(Boolean).length;
     this.#numbers = new Float64Array(this.capacity * this.#numericCount);
     this.#others = new Array(this.capacity * (fields.length - this.#numericCount));
   }
