@@ -347,7 +347,8 @@ export class PartitionSupervisor<T> {
    * Applies one segment's events key by key, in slices of SLICE_MS that yield to the event
    * loop (a fetched batch can hold thousands of events); returns how many were queued. The
    * batch keeps the partition (#serial) meanwhile: nothing else of it interleaves. Each
-   * slice's events are observed as applied when the slice ends.
+   * slice's events are observed as applied when the slice ends. Each key leaves `byKey` as it
+   * is applied, so the map is empty afterwards.
    */
   async #applyEvents(
     byKey: Map<string, KeyedEvent<T>[]>,
