@@ -361,7 +361,7 @@ export function report(f: Figures): void {
   for (const [k, v] of table) console.log(`  ${k.padEnd(width)}  ${v}`);
   if (f.latency) {
     console.log(
-      "  (percentiles interpolated linearly within processing_latency_ms buckets 1,2,5,10,25,50,100,250,...;\n" +
+      "  (percentiles interpolated linearly within processing_latency_ms buckets 1,2,5,10,25,50,75,100,150,200,250,...;\n" +
         "   difference of scrapes before/after the run; append = the broker's LogAppendTime, set on the\n" +
         "   bench's topics; the way there is the producer's send -> ack)",
     );
