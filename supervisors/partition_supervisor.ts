@@ -33,7 +33,7 @@ import { isControlRecord, WatermarkRecord } from "../messages/watermark.ts";
 import type { Logger } from "../observability/logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ActorStore } from "../stores/actor_store.ts";
-import { yieldToLoop } from "../timing/sleep.ts";
+import { yieldToIo, yieldToLoop } from "../timing/sleep.ts";
 import { RestartIntensity } from "./restart_policy.ts";
 
 export interface PartitionOptions<T> {
@@ -757,9 +757,10 @@ export class PartitionSupervisor<T> {
     const flushedKeys: string[] = [];
     let sliceStart = performance.now();
     for (let i = 0; i < dirty.length; i++) {
-      // Serialising thousands of snapshots at once would stall every partition: yield.
+      // Serialising thousands of snapshots at once would stall every partition, and fetch
+      // responses would wait for the whole plan: yield to both.
       if (performance.now() - sliceStart >= SLICE_MS) {
-        await yieldToLoop();
+        await yieldToIo();
         sliceStart = performance.now();
       }
       const actor = dirty[i]!;
