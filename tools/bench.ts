@@ -12,7 +12,8 @@
  *  3. latency    - a steady producer at half the measured max (or --rate) into the running
  *                  node; p50/p99 of Kafka append -> actor applied from the node's
  *                  `processing_latency_ms{stage="aggregate"}` histogram (difference of a
- *                  scrape before and after, interpolated within buckets);
+ *                  scrape before and after, interpolated within buckets); without --rate,
+ *                  again at a quarter of the max;
  *  4. memory     - a second node on its own topics: --memory-instruments instruments seen
  *                  with passivation on (cap --max-live), peak RSS (VmHWM) and live actors;
  *  5. handoff    - a second node joins (bench_handoff.ts);
@@ -638,6 +639,22 @@ async function run(o: BenchOptions): Promise<Figures> {
         figures.latency = result;
         log(`  p50 ${fmtMs(result.p50Ms)} p99 ${fmtMs(result.p99Ms)}`);
         log(timelineLine("seconds", timeline));
+        if (o.rate === null) {
+          // Where the node stands off saturation: at half the max, two cores are nearly full.
+          const quarter = Math.round(rate / 2);
+          log(`latency: a quarter of the max, ${quarter} events/s for ${o.durationS} s`);
+          figures.latencyQuarterMax = await runLatency(
+            node,
+            admin,
+            producer,
+            topic,
+            `${group}.actors`,
+            stream,
+            { rate: quarter, durationS: o.durationS, timeoutMs: o.timeoutMs },
+          );
+          const q = figures.latencyQuarterMax;
+          log(`  p50 ${fmtMs(q.p50Ms)} p99 ${fmtMs(q.p99Ms)}`);
+        }
       }
       // Where the slowest flushes spent their time (the node logs flushes over 1 s).
       for (const { line } of node.keptLines().slice(-5)) log(`  ${line}`);

@@ -79,6 +79,8 @@ export interface Figures {
   baseline?: BaselineResult;
   throughput?: ThroughputResult;
   latency?: LatencyResult;
+  /** The same live run at a quarter of the max (only when the rate was not given). */
+  latencyQuarterMax?: LatencyResult;
   memory?: MemoryResult;
   /** The Kafka Streams peer on the node's topic, one run per guarantee. */
   peer?: PeerResult[];
@@ -97,7 +99,8 @@ export interface Target {
 
 /** The node's peak RSS with the throughput run's instruments (VmHWM only grows). */
 function nodePeakRss(f: Figures): number | undefined {
-  return f.latency?.peakRssBytes ?? f.throughput?.peakRssBytes;
+  return f.latencyQuarterMax?.peakRssBytes ?? f.latency?.peakRssBytes ??
+    f.throughput?.peakRssBytes;
 }
 
 export function peerAtLeastOnce(f: Figures): PeerResult | undefined {
@@ -262,6 +265,14 @@ function rows(f: Figures): [string, string][] {
     ]);
     rows.push(["node: peak RSS (throughput + latency)", fmtMiB(l.peakRssBytes)]);
   }
+  const q = f.latencyQuarterMax;
+  if (q) {
+    rows.push([
+      `latency at ${fmtRate(q.targetRate)} (a quarter of max): p50/p99`,
+      `${fmtMs(q.p50Ms)} / ${fmtMs(q.p99Ms)}`,
+    ]);
+    rows.push(["node: peak RSS (throughput + both latency runs)", fmtMiB(q.peakRssBytes)]);
+  }
   const m = f.memory;
   if (m) {
     rows.push([
@@ -402,6 +413,7 @@ export function report(f: Figures): void {
         baseline: f.baseline ?? null,
         throughput: f.throughput ?? null,
         latency: f.latency ?? null,
+        latency_quarter_max: f.latencyQuarterMax ?? null,
         memory: f.memory ?? null,
         peer: f.peer ?? null,
         node_cpu_seconds_during_peer: f.nodeCpuSecondsDuringPeer ?? null,

@@ -256,3 +256,20 @@ Deno.test("the plain consumer's rate is the mean of its runs before and after th
   const plain = targets.find((t) => t.target.includes("plain kafkajs"))!;
   assert.deepStrictEqual([plain.value, plain.met], ["0.50x", true]);
 });
+
+Deno.test("the 5k-instrument RSS is the node's peak through every latency run", () => {
+  const rss = (f: Partial<Figures>) =>
+    evaluateTargets({ options: options(), errors: [], ...f })
+      .find((t) => t.target.startsWith("<= 512 MiB"))!;
+  const half = { ...latency(80), peakRssBytes: 500 * MIB };
+  assert.deepEqual([rss({ latency: half }).value, rss({ latency: half }).met], [
+    "500 MiB @ 5000",
+    true,
+  ]);
+  // The quarter-max run comes last: its peak (VmHWM only grows) is the node's.
+  const withQuarter = rss({
+    latency: half,
+    latencyQuarterMax: { ...latency(40), peakRssBytes: 520 * MIB },
+  });
+  assert.deepEqual([withQuarter.value, withQuarter.met], ["520 MiB @ 5000", false]);
+});
