@@ -9,8 +9,7 @@ export const registry = new client.Registry();
 
 /**
  * Finer around the 100 ms objective of the event path: a p99 interpolated within one bucket
- * from 100 to 250 ms can read up to 150 ms above the true value (the bench's live run at 30k
- * events/s read 196 ms with that bucket, 142 ms with these bounds).
+ * from 100 to 250 ms can read up to 150 ms above the true value (docs/benchmarks.md, session 14).
  */
 // deno-fmt-ignore
 const LATENCY_BUCKETS = [1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 250, 500, 1000, 2500, 5000, 10000, 30000];
