@@ -83,8 +83,9 @@ Options:
   --instruments N         instruments, Zipf-skewed (default 5000)
   --skew X                Zipf exponent over instruments (default 1.0)
   --partitions N          partitions of the normalized topic (default 6)
-  --rate N                events/s for the latency run (default: half the measured max)
-  --duration S            seconds of the latency run (default 30)
+  --rate N                events/s for the latency run (default: half the measured max,
+                          then again a quarter of it)
+  --duration S            seconds of each latency run (default 30)
   --memory-instruments N  instruments seen in the memory run (default 100000)
   --memory-rate N         events/s produced into the running node in the memory run
                           (default: half the measured max, 20000 without a throughput
