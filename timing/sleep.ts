@@ -17,9 +17,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * Lets other tasks and timers run, then resolves: for the event path's slices. Not socket
  * I/O: Deno (2.9) runs immediates without polling sockets, so a read waits until no task of
- * the thread yields this way any more (see yieldToIo). Not `sleep(0)`: a timer set from a
- * timer callback is clamped to >= 4 ms after a few nested ones, which would idle the loop at
- * every yield; and awaiting a settled promise only runs microtasks.
+ * the thread yields this way any more. Not a timer, which lets sockets in but idles the loop
+ * (see yieldToIo); and awaiting a settled promise only runs microtasks.
  */
 export function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
