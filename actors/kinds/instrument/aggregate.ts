@@ -289,7 +289,13 @@ function pruneSeen(ctx: InstrumentContext): void {
   if (ctx.clockMs === null) return;
   const horizon = ctx.clockMs - ctx.params.allowedLatenessMs;
   const seen = seenOf(ctx);
-  for (const [id, t] of seen) if (t < horizon) seen.delete(id);
+  // Ids come nearly in event-time order and a Map keeps insertion order: deleting from the
+  // oldest until one is within reach frees what can go without reading every id kept. An
+  // id that came out of order stays until those before it go: a kept id only costs room.
+  for (const [id, t] of seen) {
+    if (t >= horizon) break;
+    seen.delete(id);
+  }
   ctx.seenCount = seen.size;
   ctx.seenPruneAt = Math.max(MIN_SEEN_PRUNE, 2 * seen.size);
 }

@@ -531,6 +531,33 @@ Deno.test("a redelivery after the seen set was pruned is still not counted twice
   assert.equal(ctx.duplicates - duplicates + rejectedBy(ctx).length, 2_000);
 });
 
+Deno.test("pruning keeps every id within reach when events come out of time order", () => {
+  const ctx = fresh();
+  // Event times wander up to 3 s back from the newest (in reach for LATENESS 5 s, or not),
+  // with the clock at the newest time before each event; a collect after every 10 events.
+  let seed = 7;
+  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const ticks: NormalizedTick[] = [];
+  let newest = T0;
+  for (let i = 0; i < 3_000; i++) {
+    newest += Math.floor(random() * 40);
+    const t = random() < 0.2 ? newest - Math.floor(random() * 3 * SEC) : newest;
+    ticks.push(tick(`e${i}`, t, i % 11));
+    feed(ctx, [ticks[i]!], at(newest));
+    if (i % 10 === 9) {
+      takeChanges(ctx);
+      const horizon = ctx.clockMs! - LATENESS;
+      const kept = new Set(ctx.seen.keys());
+      const inReach = ticks.filter((x, j) => j <= i && x.event_time_ms >= horizon);
+      // (The clock only grows: what is in reach now was in reach, so applied, when it came.)
+      const forgotten = inReach.filter((x) => !kept.has(x.event_id));
+      assert.deepEqual(forgotten.map((x) => x.event_id), [], `after event ${i}`);
+    }
+  }
+  // What came in order and fell out of reach is forgotten: the set stays near the window.
+  assert.ok(ctx.seenCount < 600, `ids kept: ${ctx.seenCount}`);
+});
+
 Deno.test("final bars past the lateness leave memory once flushed; the newest bar per resolution stays", () => {
   const ctx = fresh();
   for (let m = 0; m < 300; m++) {
