@@ -10,7 +10,7 @@
  * partition is dropped (and claimed again while Kafka still assigns it here), a failed flush
  * pauses consumption and rebuilds its partitions from their stored state.
  */
-import type { Consumer, EachBatchPayload, Kafka, Producer } from "kafkajs";
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from "kafkajs";
 import type { Config } from "../config/config.ts";
 import type { ActorKind, KindAdapter } from "../actors/actor_kinds.ts";
 import { type ActorKindDefinition, kindSettings } from "../actors/kinds/kind.ts";
@@ -105,7 +105,7 @@ export class ActorConsumer {
   #crashed = false;
   #flushLoop: Promise<void> = Promise.resolve();
   #flushing: Promise<void> = Promise.resolve();
-  /** Records of the batches being applied: each may add that many live actors. */
+  /** Live actors the batches being applied may add (see #admitUnderCap). */
   #admitting = 0;
   /** Batches waiting for one being applied to end (see #admitUnderCap). */
   readonly #batchDone: (() => void)[] = [];
@@ -331,7 +331,7 @@ export class ActorConsumer {
     if (!p || !p.alive || payload.isStale() || !payload.isRunning()) return;
     this.#highWatermarks.set(id, Number(batch.highWatermark));
     const size = batch.messages.length;
-    await this.#admitUnderCap(size);
+    const adding = await this.#admitUnderCap(p, batch.messages);
     let escalation: PartitionEscalation | null = null;
     try {
       if (!p.alive || payload.isStale() || !payload.isRunning()) return;
@@ -344,7 +344,7 @@ export class ActorConsumer {
       if (!(err instanceof PartitionEscalation)) throw err;
       escalation = err;
     } finally {
-      this.#admitting -= size;
+      this.#admitting -= adding;
       for (const wake of this.#batchDone.splice(0)) wake();
     }
     if (escalation) return await this.#escalate(p, escalation);
@@ -364,31 +364,42 @@ export class ActorConsumer {
   }
 
   /**
-   * Lets a batch of `size` records in once the live-actor cap allows it, so live actors pass
-   * the cap by one batch at most: each batch being applied may add as many actors as it has
-   * records, so a batch that could take the thread past the cap with them waits for them to
-   * end; past the cap, snapshots are stored and actors passivated first. (Batches of several
-   * partitions are applied concurrently: each checking the cap alone, four of them passed it
-   * together by four batches.) A failed flush restarts its partitions itself.
+   * Lets a batch in once the live-actor cap has room for the actors it may add (its keys not
+   * live), and returns how many it may add. Batches of several partitions are applied
+   * concurrently, so a batch that would take the thread past the cap with those being
+   * applied waits for them to end; one that would take it past the cap alone first has
+   * snapshots stored and actors passivated to make room. So the thread keeps to its share of
+   * the cap, and the node to the cap, unless one batch holds more new keys than the share
+   * (then by less than that batch). A batch that adds no actor is never held. A failed flush
+   * restarts its partitions itself.
    */
-  async #admitUnderCap(size: number): Promise<void> {
+  async #admitUnderCap(p: AnyPartition, messages: readonly KafkaMessage[]): Promise<number> {
     const cap = this.#d.config.DATA_PROC_MAX_LIVE_ACTORS;
-    // A flush that passivated nothing (an outage) must not hold the batch forever.
+    // A flush that passivated nothing (an outage, or nothing left to passivate) must not
+    // hold the batch forever.
     let flushStuck = false;
     for (;;) {
       const live = this.#liveActors();
-      if (this.#admitting > 0 && live + this.#admitting + size > cap) {
-        await new Promise<void>((resolve) => this.#batchDone.push(resolve));
-      } else if (live > cap && !flushStuck) {
-        this.#capFlush ??= this.flush({ snapshot: true }).catch(() => {}).finally(() => {
-          this.#capFlush = null;
-        });
-        await this.#capFlush;
-        flushStuck = this.#liveActors() >= live;
-      } else {
-        this.#admitting += size; // in the same turn as the check
-        return;
+      // Far below the cap, every record may be a new key; near it, the keys are counted.
+      const adding = live + this.#admitting + messages.length <= cap
+        ? messages.length
+        : p.newKeysIn(messages);
+      const fits = adding === 0 || live + this.#admitting + adding <= cap;
+      if (fits || (flushStuck && this.#admitting === 0)) {
+        this.#admitting += adding; // in the same turn as the check
+        return adding;
       }
+      if (this.#admitting > 0) {
+        await new Promise<void>((resolve) => this.#batchDone.push(resolve));
+        continue;
+      }
+      this.#capFlush ??= this.flush({ snapshot: true, room: adding }).catch(() => {}).finally(
+        () => {
+          this.#capFlush = null;
+        },
+      );
+      await this.#capFlush;
+      flushStuck = this.#liveActors() >= live;
     }
   }
 
@@ -612,20 +623,25 @@ export class ActorConsumer {
    * too; with "due", for the flushed partitions whose snapshot interval has passed.
    */
   flush(
-    options: { snapshot: boolean | "due"; partitions?: "all" | "due" } = { snapshot: true },
+    options: {
+      snapshot: boolean | "due";
+      partitions?: "all" | "due";
+      /** Live actors to passivate below the cap: a batch waits to add that many. */
+      room?: number;
+    } = { snapshot: true },
   ): Promise<void> {
     const run = this.#flushing.then(() =>
       withSpan(
         "actors.flush",
         { snapshot: options.snapshot },
-        () => this.#flushOnce(options.snapshot, options.partitions ?? "all"),
+        () => this.#flushOnce(options.snapshot, options.partitions ?? "all", options.room ?? 0),
       )
     );
     this.#flushing = run.catch(() => {});
     return run;
   }
 
-  async #flushOnce(snapshot: boolean | "due", which: "all" | "due"): Promise<void> {
+  async #flushOnce(snapshot: boolean | "due", which: "all" | "due", room: number): Promise<void> {
     const started = performance.now();
     const now = this.#now();
     const live = this.partitions.filter((p) =>
@@ -653,14 +669,17 @@ export class ActorConsumer {
       for (const { p, plan } of stored) p.flushed(plan);
       const sunk = timings.sunkMs;
       metrics.flushedActors.inc(stored.reduce((n, w) => n + w.plan.flushedKeys.length, 0));
-      // Over the cap, each partition keeps its share of it in proportion to its live actors
-      // (an even split would give partitions without actors, such as curves', a share).
-      const cap = this.#d.config.DATA_PROC_MAX_LIVE_ACTORS;
+      // Over the cap (less the room a waiting batch needs), each partition keeps its share of
+      // it in proportion to its live actors (an even split would give partitions without
+      // actors, such as curves', a share).
+      const keep = Math.max(0, this.#d.config.DATA_PROC_MAX_LIVE_ACTORS - room);
       const liveNow = this.#liveActors();
       for (const p of live) {
         await p.passivate({
           idleMs: this.#d.config.DATA_PROC_ACTOR_IDLE_PASSIVATE_MS,
-          maxLive: liveNow <= cap ? cap : Math.max(1, Math.floor((cap * p.liveActors) / liveNow)),
+          maxLive: liveNow <= keep
+            ? keep
+            : Math.max(1, Math.floor((keep * p.liveActors) / liveNow)),
           now: this.#now(),
         });
       }

@@ -127,6 +127,8 @@ const STAGE = "aggregate";
  */
 const SLICE_MS = 4;
 
+const recordKeys = new TextDecoder();
+
 /** Wall-clock time between two clock checkpoints of a partition. */
 const CLOCK_CHECKPOINT_EVERY_MS = 60_000;
 
@@ -227,6 +229,23 @@ export class PartitionSupervisor<T> {
 
   get kind() {
     return this.#o.adapter.kind;
+  }
+
+  /**
+   * How many actors applying these records may add: their distinct keys not live. (A record's
+   * key is its actor's on the normalized topics; one without a key counts as new.)
+   */
+  newKeysIn(messages: readonly KafkaMessage[]): number {
+    const keys = new Set<string>();
+    let keyless = 0;
+    for (const m of messages) {
+      if (isControlRecord(m.headers)) continue;
+      if (m.key == null) keyless++;
+      else keys.add(recordKeys.decode(m.key));
+    }
+    let n = keyless;
+    for (const key of keys) if (!this.#actors.has(key)) n++;
+    return n;
   }
 
   actor(key: string): KeyActor<T> | undefined {

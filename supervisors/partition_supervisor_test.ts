@@ -92,6 +92,38 @@ function tickMessage(
 }
 
 Deno.test({
+  name: "newKeysIn counts the distinct record keys not live, and each keyless record",
+  sanitizeOps: false,
+  fn: async () => {
+    const redis = createRedis("redis://127.0.0.1:6379/0");
+    try {
+      const p = instrumentPartition(new ActorStore(redis, redisKeys(`t${uniqueId()}:`, "g")));
+      const keyed = (offset: number, key: string) => ({
+        ...message(offset, key, `e${offset}`, 10),
+        key: new TextEncoder().encode(key) as unknown as KafkaMessage["key"],
+      });
+      await p.handle([keyed(0, "A"), keyed(1, "B")]);
+      const watermark = {
+        ...keyed(5, "W"),
+        headers: { [CONTROL_HEADER]: new TextEncoder().encode(WATERMARK_CONTROL) },
+      } as unknown as KafkaMessage;
+      const next = [
+        keyed(2, "A"),
+        keyed(3, "C"),
+        keyed(4, "C"),
+        watermark,
+        message(6, "D", "d", 1),
+      ];
+      // C once (twice in the batch), the keyless record; not A (live), not the watermark.
+      assert.equal(p.newKeysIn(next), 2);
+      await p.stop();
+    } finally {
+      await redis.quit();
+    }
+  },
+});
+
+Deno.test({
   name: "a key's first crash escalates to its partition, naming the key",
   sanitizeOps: false,
   fn: async () => {
