@@ -284,17 +284,24 @@ function seenOf(ctx: InstrumentContext): SeenIds {
  */
 const MIN_SEEN_PRUNE = 64;
 
+/** A prune ends after this many ids in a row within reach. */
+const PRUNE_ENDS_AFTER = 32;
+
 /** Forgets event ids that can no longer be accepted (older than clock - lateness). */
 function pruneSeen(ctx: InstrumentContext): void {
   if (ctx.clockMs === null) return;
   const horizon = ctx.clockMs - ctx.params.allowedLatenessMs;
   const seen = seenOf(ctx);
-  // Ids come nearly in event-time order and a Map keeps insertion order: deleting from the
-  // oldest until one is within reach frees what can go without reading every id kept. An
-  // id that came out of order stays until those before it go: a kept id only costs room.
+  // Ids come nearly in event-time order and a Map keeps insertion order: the walk from the
+  // oldest insert deletes what is out of reach and ends after a run of ids within it, so it
+  // reads few of the ids kept. One id ahead of the rest does not end it; one that came out of
+  // order behind such a run stays until a later walk gets there: a kept id only costs room.
+  let withinReach = 0;
   for (const [id, t] of seen) {
-    if (t >= horizon) break;
-    seen.delete(id);
+    if (t < horizon) {
+      seen.delete(id);
+      withinReach = 0;
+    } else if (++withinReach === PRUNE_ENDS_AFTER) break;
   }
   ctx.seenCount = seen.size;
   ctx.seenPruneAt = Math.max(MIN_SEEN_PRUNE, 2 * seen.size);

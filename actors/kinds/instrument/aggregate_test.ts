@@ -558,6 +558,20 @@ Deno.test("pruning keeps every id within reach when events come out of time orde
   assert.ok(ctx.seenCount < 600, `ids kept: ${ctx.seenCount}`);
 });
 
+Deno.test("an id far ahead of the clock does not keep the ids after it from being pruned", () => {
+  const ctx = fresh();
+  // The first event is 4 min ahead (within DATA_PROC_MAX_FUTURE_SKEW_MS), the rest come in
+  // order 10 ms apart for 2 min, with the clock at each and a collect every 100 events.
+  feed(ctx, [tick("ahead", T0 + 4 * MIN, 1)], at(T0));
+  for (let i = 0; i < 12_000; i++) {
+    feed(ctx, [tick(`e${i}`, T0 + i * 10, 2)], at(T0 + i * 10));
+    if (i % 100 === 99) takeChanges(ctx);
+  }
+  // Within the 5 s lateness: ~500 ids, and the one ahead.
+  assert.ok(ctx.seenCount < 1_000, `ids kept: ${ctx.seenCount}`);
+  assert.ok(ctx.seen.has("ahead"));
+});
+
 Deno.test("final bars past the lateness leave memory once flushed; the newest bar per resolution stays", () => {
   const ctx = fresh();
   for (let m = 0; m < 300; m++) {
