@@ -29,6 +29,8 @@ import {
   PartitionEscalation,
   type PartitionFlushPlan,
   PartitionSupervisor,
+  type RecordKeys,
+  recordKeysOf,
 } from "./partition_supervisor.ts";
 import { jitteredBackoffMs } from "../timing/backoff.ts";
 import { sleep } from "../timing/sleep.ts";
@@ -378,12 +380,14 @@ export class ActorConsumer {
     // A flush that passivated nothing (an outage, or nothing left to passivate) must not
     // hold the batch forever.
     let flushStuck = false;
+    // Decoded once, near the cap only: which are live changes while the batch waits.
+    let batchKeys: RecordKeys | undefined;
     for (;;) {
       const live = this.#liveActors();
       // Far below the cap, every record may be a new key; near it, the keys are counted.
       const adding = live + this.#admitting + messages.length <= cap
         ? messages.length
-        : p.newKeysIn(messages);
+        : p.newKeys(batchKeys ??= recordKeysOf(messages));
       const fits = adding === 0 || live + this.#admitting + adding <= cap;
       if (fits || (flushStuck && this.#admitting === 0)) {
         this.#admitting += adding; // in the same turn as the check

@@ -127,7 +127,27 @@ const STAGE = "aggregate";
  */
 const SLICE_MS = 4;
 
-const recordKeys = new TextDecoder();
+const keyDecoder = new TextDecoder();
+
+/**
+ * A batch's distinct record keys, watermark records left out. A record's key is its actor's on
+ * the normalized topics; records without one are counted, each a possible new actor.
+ */
+export interface RecordKeys {
+  keys: Set<string>;
+  keyless: number;
+}
+
+export function recordKeysOf(messages: readonly KafkaMessage[]): RecordKeys {
+  const keys = new Set<string>();
+  let keyless = 0;
+  for (const m of messages) {
+    if (isControlRecord(m.headers)) continue;
+    if (m.key == null) keyless++;
+    else keys.add(keyDecoder.decode(m.key));
+  }
+  return { keys, keyless };
+}
 
 /** Wall-clock time between two clock checkpoints of a partition. */
 const CLOCK_CHECKPOINT_EVERY_MS = 60_000;
@@ -231,20 +251,10 @@ export class PartitionSupervisor<T> {
     return this.#o.adapter.kind;
   }
 
-  /**
-   * How many actors applying these records may add: their distinct keys not live. (A record's
-   * key is its actor's on the normalized topics; one without a key counts as new.)
-   */
-  newKeysIn(messages: readonly KafkaMessage[]): number {
-    const keys = new Set<string>();
-    let keyless = 0;
-    for (const m of messages) {
-      if (isControlRecord(m.headers)) continue;
-      if (m.key == null) keyless++;
-      else keys.add(recordKeys.decode(m.key));
-    }
-    let n = keyless;
-    for (const key of keys) if (!this.#actors.has(key)) n++;
+  /** How many actors applying a batch with these record keys may add: those not live. */
+  newKeys(batch: RecordKeys): number {
+    let n = batch.keyless;
+    for (const key of batch.keys) if (!this.#actors.has(key)) n++;
     return n;
   }
 
